@@ -1,0 +1,10 @@
+//! hb: a Heartbeat-compatible high-availability daemon with an XDP fast path.
+//!
+//! Library crate of the `hb` binary. The pure, I/O-free core (membership and
+//! resource state machines, config parsers, wire codec) is tested with a
+//! virtual clock; the I/O around it (sockets, XDP, netlink, scripts) lives in
+//! separate modules wired together by `engine`.
+
+pub mod netif;
+pub mod time;
+pub mod xdp;
