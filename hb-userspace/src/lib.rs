@@ -5,6 +5,11 @@
 //! virtual clock; the I/O around it (sockets, XDP, netlink, scripts) lives in
 //! separate modules wired together by `engine`.
 
+pub mod config;
+pub mod gapstats;
+pub mod groupset;
+pub mod membership;
 pub mod netif;
+pub mod proto;
 pub mod time;
 pub mod xdp;
