@@ -3,7 +3,6 @@
 //!
 //! `HB_EBPF_OBJECT=/path/to/object` skips the build and embeds that file.
 
-
 include!("build_ebpf.rs");
 
 fn main() {

@@ -359,20 +359,114 @@ mod tests {
         let cid = sample().cluster_id;
         type Mutate = fn(&mut [u8; HEADER_LEN + 23]) -> usize;
         let cases: &[(&str, Mutate, Verdict)] = &[
-            ("magic", |d| { d[0] = b'X'; d.len() }, Verdict::Malformed(Reject::BadMagic)),
-            ("version", |d| { d[4] = 2; d.len() }, Verdict::Malformed(Reject::BadVersion)),
-            ("foreign", |d| { d[11] = 9; d.len() }, Verdict::Foreign { cluster_id: 0x0102_0309 }),
-            ("kind", |d| { d[5] = 7; d.len() }, Verdict::Malformed(Reject::BadKind)),
-            ("alg0", |d| { d[6] = 0; d.len() }, Verdict::Malformed(Reject::BadAuth)),
-            ("alg5", |d| { d[6] = 5; d.len() }, Verdict::Malformed(Reject::BadAuth)),
-            ("key16", |d| { d[7] = 16; d.len() }, Verdict::Malformed(Reject::BadAuth)),
-            ("rsvd43", |d| { d[43] = 1; d.len() }, Verdict::Malformed(Reject::Reserved)),
-            ("rsvd47", |d| { d[47] = 1; d.len() }, Verdict::Malformed(Reject::Reserved)),
-            ("status", |d| { d[42] = 0; d.len() }, Verdict::Malformed(Reject::BadStatus)),
-            ("short", |d| d.len() - 1, Verdict::Malformed(Reject::BadLength)),
-            ("long", |d| d.len() + 1, Verdict::Malformed(Reject::BadLength)),
-            ("alg changes mac len", |d| { d[6] = 2; d.len() }, Verdict::Malformed(Reject::BadLength)),
-            ("huge payload", |d| { d[44] = 0xff; d.len() }, Verdict::Malformed(Reject::BadLength)),
+            (
+                "magic",
+                |d| {
+                    d[0] = b'X';
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadMagic),
+            ),
+            (
+                "version",
+                |d| {
+                    d[4] = 2;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadVersion),
+            ),
+            (
+                "foreign",
+                |d| {
+                    d[11] = 9;
+                    d.len()
+                },
+                Verdict::Foreign {
+                    cluster_id: 0x0102_0309,
+                },
+            ),
+            (
+                "kind",
+                |d| {
+                    d[5] = 7;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadKind),
+            ),
+            (
+                "alg0",
+                |d| {
+                    d[6] = 0;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadAuth),
+            ),
+            (
+                "alg5",
+                |d| {
+                    d[6] = 5;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadAuth),
+            ),
+            (
+                "key16",
+                |d| {
+                    d[7] = 16;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadAuth),
+            ),
+            (
+                "rsvd43",
+                |d| {
+                    d[43] = 1;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::Reserved),
+            ),
+            (
+                "rsvd47",
+                |d| {
+                    d[47] = 1;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::Reserved),
+            ),
+            (
+                "status",
+                |d| {
+                    d[42] = 0;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadStatus),
+            ),
+            (
+                "short",
+                |d| d.len() - 1,
+                Verdict::Malformed(Reject::BadLength),
+            ),
+            (
+                "long",
+                |d| d.len() + 1,
+                Verdict::Malformed(Reject::BadLength),
+            ),
+            (
+                "alg changes mac len",
+                |d| {
+                    d[6] = 2;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadLength),
+            ),
+            (
+                "huge payload",
+                |d| {
+                    d[44] = 0xff;
+                    d.len()
+                },
+                Verdict::Malformed(Reject::BadLength),
+            ),
         ];
         for (name, mutate, want) in cases {
             let mut d = base;

@@ -21,7 +21,12 @@ pub struct GapStats {
 
 impl Default for GapStats {
     fn default() -> Self {
-        GapStats { count: 0, sum_ns: 0, max_ns: 0, buckets: Vec::new() }
+        GapStats {
+            count: 0,
+            sum_ns: 0,
+            max_ns: 0,
+            buckets: Vec::new(),
+        }
     }
 }
 
@@ -115,13 +120,31 @@ mod tests {
     #[test]
     fn buckets_are_monotonic_and_tight() {
         let mut last = 0;
-        for ns in [512u64, 1000, 1500, 2047, 2048, 9999, 100_000, 999_999, 12_345_678, 10_000_000_000, u64::MAX] {
+        for ns in [
+            512u64,
+            1000,
+            1500,
+            2047,
+            2048,
+            9999,
+            100_000,
+            999_999,
+            12_345_678,
+            10_000_000_000,
+            u64::MAX,
+        ] {
             let b = bucket_of(ns);
             assert!(b >= last, "{ns}ns");
             last = b;
             let up = bucket_upper(b);
-            assert!(up > ns || ns == u64::MAX, "{ns}ns not below its bucket upper bound {up}");
-            assert!(up as f64 <= ns as f64 * 1.126, "{ns}ns: bound {up} too loose");
+            assert!(
+                up > ns || ns == u64::MAX,
+                "{ns}ns not below its bucket upper bound {up}"
+            );
+            assert!(
+                up as f64 <= ns as f64 * 1.126,
+                "{ns}ns: bound {up} too loose"
+            );
         }
         assert_eq!(bucket_of(100), 0);
     }
@@ -145,10 +168,18 @@ mod tests {
 
     #[test]
     fn merge_equals_recording_everything() {
-        let (mut a, mut b, mut all) = (GapStats::default(), GapStats::default(), GapStats::default());
+        let (mut a, mut b, mut all) = (
+            GapStats::default(),
+            GapStats::default(),
+            GapStats::default(),
+        );
         for i in 0..500u64 {
             let d = Duration::from_micros(i * 37 % 20_000);
-            if i % 2 == 0 { a.record(d) } else { b.record(d) }
+            if i % 2 == 0 {
+                a.record(d)
+            } else {
+                b.record(d)
+            }
             all.record(d);
         }
         a.merge(&b);

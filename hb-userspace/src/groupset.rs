@@ -110,10 +110,19 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 9, 1023]);
         assert_eq!(s.len(), 3);
         s.remove(1023);
-        assert_eq!(s.as_bytes(), &[0x01, 0x02], "trimmed after removing the top bit");
+        assert_eq!(
+            s.as_bytes(),
+            &[0x01, 0x02],
+            "trimmed after removing the top bit"
+        );
         assert_eq!(GroupSet::from_bytes(&[1, 2, 0, 0]), s);
         assert_eq!(GroupSet::all(3).iter().collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert_eq!(s.union(&GroupSet::from_indices([2])).iter().collect::<Vec<_>>(), vec![0, 2, 9]);
+        assert_eq!(
+            s.union(&GroupSet::from_indices([2]))
+                .iter()
+                .collect::<Vec<_>>(),
+            vec![0, 2, 9]
+        );
         s.set(0, false);
         s.set(9, false);
         assert!(s.is_empty() && s.as_bytes().is_empty());

@@ -10,6 +10,8 @@ pub mod gapstats;
 pub mod groupset;
 pub mod membership;
 pub mod netif;
+pub mod node;
 pub mod proto;
+pub mod resources;
 pub mod time;
 pub mod xdp;

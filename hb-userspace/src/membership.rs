@@ -59,14 +59,34 @@ pub struct Arrival {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    NodeUp { node: usize, after_partition: bool },
-    NodeDead { node: usize, silence: Duration, reason: DeadReason },
-    LinkUp { node: usize, link: usize },
-    LinkDead { node: usize, link: usize, silence: Duration },
+    NodeUp {
+        node: usize,
+        after_partition: bool,
+    },
+    NodeDead {
+        node: usize,
+        silence: Duration,
+        reason: DeadReason,
+    },
+    LinkUp {
+        node: usize,
+        link: usize,
+    },
+    LinkDead {
+        node: usize,
+        link: usize,
+        silence: Duration,
+    },
     /// A heartbeat arrived `gap` after the previous one (> warntime).
-    Late { node: usize, gap: Duration },
+    Late {
+        node: usize,
+        gap: Duration,
+    },
     /// The node restarted (generation increased).
-    Restarted { node: usize, generation: u64 },
+    Restarted {
+        node: usize,
+        generation: u64,
+    },
     /// Every peer has been heard or given up on (initdead): the cluster
     /// view is complete enough to take resource decisions.
     Settled,
@@ -134,7 +154,14 @@ impl Membership {
                 replays: 0,
             })
             .collect();
-        let mut m = Membership { timing, local, started: now, settled: false, peers, events: VecDeque::new() };
+        let mut m = Membership {
+            timing,
+            local,
+            started: now,
+            settled: false,
+            peers,
+            events: VecDeque::new(),
+        };
         m.peers[local].state = NodeState::Up;
         m.check_settled();
         m
@@ -193,7 +220,10 @@ impl Membership {
         let restarted = matches!(verdict, ReplayVerdict::Fresh { restarted: true });
         if restarted {
             p.highest_seq = 0;
-            self.events.push_back(Event::Restarted { node: a.node, generation: a.generation });
+            self.events.push_back(Event::Restarted {
+                node: a.node,
+                generation: a.generation,
+            });
         }
 
         // Link level.
@@ -207,7 +237,10 @@ impl Membership {
             l.count += 1;
             if !l.up {
                 l.up = true;
-                self.events.push_back(Event::LinkUp { node: a.node, link: a.link });
+                self.events.push_back(Event::LinkUp {
+                    node: a.node,
+                    link: a.link,
+                });
             }
         }
 
@@ -245,7 +278,10 @@ impl Membership {
                 let after_partition = p.state == NodeState::Dead && !restarted;
                 p.state = NodeState::Up;
                 p.since = a.at;
-                self.events.push_back(Event::NodeUp { node: a.node, after_partition });
+                self.events.push_back(Event::NodeUp {
+                    node: a.node,
+                    after_partition,
+                });
             }
             (_, NodeState::Up) => {}
         }
@@ -256,7 +292,9 @@ impl Membership {
     /// Declares silent nodes and links dead. Call after feeding every
     /// heartbeat that is queued.
     pub fn handle_timeout(&mut self, now: Mono) {
-        let Timing { deadtime, initdead, .. } = self.timing;
+        let Timing {
+            deadtime, initdead, ..
+        } = self.timing;
         for (i, p) in self.peers.iter_mut().enumerate() {
             if i == self.local {
                 continue;
@@ -266,7 +304,11 @@ impl Membership {
                     let silence = now.since(last);
                     if silence > deadtime {
                         l.up = false;
-                        self.events.push_back(Event::LinkDead { node: i, link: li, silence });
+                        self.events.push_back(Event::LinkDead {
+                            node: i,
+                            link: li,
+                            silence,
+                        });
                     }
                 }
             }
@@ -297,7 +339,9 @@ impl Membership {
 
     /// When `handle_timeout` must next be called.
     pub fn next_deadline(&self) -> Option<Mono> {
-        let Timing { deadtime, initdead, .. } = self.timing;
+        let Timing {
+            deadtime, initdead, ..
+        } = self.timing;
         let tick = Duration::from_nanos(1);
         let mut next: Option<Mono> = None;
         let mut consider = |t: Mono| next = Some(next.map_or(t, |n: Mono| n.min(t)));
@@ -334,7 +378,12 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn timing() -> Timing {
-        Timing { keepalive: 10 * MS, deadtime: 100 * MS, warntime: 50 * MS, initdead: 300 * MS }
+        Timing {
+            keepalive: 10 * MS,
+            deadtime: 100 * MS,
+            warntime: 50 * MS,
+            initdead: 300 * MS,
+        }
     }
 
     fn t(ms: u64) -> Mono {
@@ -346,7 +395,15 @@ mod tests {
     }
 
     fn hb(node: usize, link: usize, at: Mono, seq: u64) -> Arrival {
-        Arrival { node, link, at, generation: 1, seq, status: Status::Up, payload: Payload::default() }
+        Arrival {
+            node,
+            link,
+            at,
+            generation: 1,
+            seq,
+            status: Status::Up,
+            payload: Payload::default(),
+        }
     }
 
     fn drain(m: &mut Membership) -> Vec<Event> {
@@ -366,30 +423,62 @@ mod tests {
         assert!(drain(&mut m).is_empty());
         assert_eq!(m.next_deadline(), Some(t(300)), "initdead");
         m.handle_heartbeat(t(5), hb(1, 0, t(5), 1));
-        assert_eq!(drain(&mut m), vec![
-            Event::LinkUp { node: 1, link: 0 },
-            Event::NodeUp { node: 1, after_partition: false },
-            Event::Settled,
-        ]);
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                Event::LinkUp { node: 1, link: 0 },
+                Event::NodeUp {
+                    node: 1,
+                    after_partition: false
+                },
+                Event::Settled,
+            ]
+        );
         m.handle_heartbeat(t(15), hb(1, 0, t(15), 2));
         // 70 ms gap > warntime 50 ms: reported with the measured gap.
         m.handle_heartbeat(t(85), hb(1, 0, t(85), 3));
-        assert_eq!(drain(&mut m), vec![Event::Late { node: 1, gap: 70 * MS }]);
+        assert_eq!(
+            drain(&mut m),
+            vec![Event::Late {
+                node: 1,
+                gap: 70 * MS
+            }]
+        );
         assert_eq!(m.peer(1).gaps.max(), 70 * MS);
         assert_eq!(m.next_deadline(), Some(t(185) + Duration::from_nanos(1)));
         m.handle_timeout(t(185));
-        assert!(drain(&mut m).is_empty(), "exactly deadtime of silence is not dead");
+        assert!(
+            drain(&mut m).is_empty(),
+            "exactly deadtime of silence is not dead"
+        );
         m.handle_timeout(t(186));
-        assert_eq!(drain(&mut m), vec![
-            Event::LinkDead { node: 1, link: 0, silence: 101 * MS },
-            Event::NodeDead { node: 1, silence: 101 * MS, reason: DeadReason::Timeout },
-        ]);
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                Event::LinkDead {
+                    node: 1,
+                    link: 0,
+                    silence: 101 * MS
+                },
+                Event::NodeDead {
+                    node: 1,
+                    silence: 101 * MS,
+                    reason: DeadReason::Timeout
+                },
+            ]
+        );
         assert!(!m.alive(1));
         m.handle_heartbeat(t(400), hb(1, 0, t(400), 4));
-        assert_eq!(drain(&mut m), vec![
-            Event::LinkUp { node: 1, link: 0 },
-            Event::NodeUp { node: 1, after_partition: true },
-        ]);
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                Event::LinkUp { node: 1, link: 0 },
+                Event::NodeUp {
+                    node: 1,
+                    after_partition: true
+                },
+            ]
+        );
     }
 
     #[test]
@@ -426,9 +515,20 @@ mod tests {
             m.handle_timeout(t(at));
         }
         let ev = drain(&mut m);
-        assert_eq!(ev, vec![Event::LinkDead { node: 1, link: 0, silence: 110 * MS }]);
+        assert_eq!(
+            ev,
+            vec![Event::LinkDead {
+                node: 1,
+                link: 0,
+                silence: 110 * MS
+            }]
+        );
         assert!(m.alive(1));
-        assert_eq!(m.peer(1).gaps.max(), 10 * MS, "the same seq on two links is one heartbeat");
+        assert_eq!(
+            m.peer(1).gaps.max(),
+            10 * MS,
+            "the same seq on two links is one heartbeat"
+        );
         both(&mut m, 310, &[0, 1]);
         assert_eq!(drain(&mut m), vec![Event::LinkUp { node: 1, link: 0 }]);
     }
@@ -447,24 +547,49 @@ mod tests {
         m.handle_timeout(t(299));
         assert!(drain(&mut m).is_empty());
         m.handle_timeout(t(300));
-        assert_eq!(drain(&mut m), vec![
-            Event::NodeDead { node: 2, silence: 300 * MS, reason: DeadReason::NeverHeard },
-            Event::Settled,
-        ]);
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                Event::NodeDead {
+                    node: 2,
+                    silence: 300 * MS,
+                    reason: DeadReason::NeverHeard
+                },
+                Event::Settled,
+            ]
+        );
         assert!(m.is_settled());
     }
 
     #[test]
     fn replays_and_restarts() {
         let mut m = Membership::new(timing(), &nodes(2), 0, 1, t(0));
-        assert_eq!(m.handle_heartbeat(t(0), hb(1, 0, t(0), 5)), ReplayVerdict::Fresh { restarted: false });
-        assert_eq!(m.handle_heartbeat(t(1), hb(1, 0, t(1), 5)), ReplayVerdict::Duplicate);
+        assert_eq!(
+            m.handle_heartbeat(t(0), hb(1, 0, t(0), 5)),
+            ReplayVerdict::Fresh { restarted: false }
+        );
+        assert_eq!(
+            m.handle_heartbeat(t(1), hb(1, 0, t(1), 5)),
+            ReplayVerdict::Duplicate
+        );
         drain(&mut m);
         let mut new_gen = hb(1, 0, t(20), 1);
         new_gen.generation = 2;
-        assert_eq!(m.handle_heartbeat(t(20), new_gen), ReplayVerdict::Fresh { restarted: true });
-        assert_eq!(drain(&mut m), vec![Event::Restarted { node: 1, generation: 2 }]);
-        assert_eq!(m.handle_heartbeat(t(30), hb(1, 0, t(30), 6)), ReplayVerdict::OldGeneration);
+        assert_eq!(
+            m.handle_heartbeat(t(20), new_gen),
+            ReplayVerdict::Fresh { restarted: true }
+        );
+        assert_eq!(
+            drain(&mut m),
+            vec![Event::Restarted {
+                node: 1,
+                generation: 2
+            }]
+        );
+        assert_eq!(
+            m.handle_heartbeat(t(30), hb(1, 0, t(30), 6)),
+            ReplayVerdict::OldGeneration
+        );
         assert_eq!(m.peer(1).replays, 1);
         assert_eq!(m.peer(1).duplicates, 1);
         assert_eq!(m.peer(1).gaps.count, 0, "no gap across a restart");
@@ -478,17 +603,36 @@ mod tests {
         let mut bye = hb(1, 0, t(10), 2);
         bye.status = Status::Shutdown;
         m.handle_heartbeat(t(10), bye.clone());
-        assert_eq!(drain(&mut m), vec![Event::NodeDead { node: 1, silence: Duration::ZERO, reason: DeadReason::Shutdown }]);
+        assert_eq!(
+            drain(&mut m),
+            vec![Event::NodeDead {
+                node: 1,
+                silence: Duration::ZERO,
+                reason: DeadReason::Shutdown
+            }]
+        );
         bye.seq = 3;
         m.handle_heartbeat(t(20), bye);
-        assert!(drain(&mut m).is_empty(), "repeated shutdown notices do not flap");
+        assert!(
+            drain(&mut m).is_empty(),
+            "repeated shutdown notices do not flap"
+        );
         let mut back = hb(1, 0, t(500), 1);
         back.generation = 2;
         m.handle_heartbeat(t(500), back);
-        assert_eq!(drain(&mut m), vec![
-            Event::Restarted { node: 1, generation: 2 },
-            Event::NodeUp { node: 1, after_partition: false },
-        ]);
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                Event::Restarted {
+                    node: 1,
+                    generation: 2
+                },
+                Event::NodeUp {
+                    node: 1,
+                    after_partition: false
+                },
+            ]
+        );
     }
 
     #[test]

@@ -42,21 +42,25 @@ pub fn addresses() -> Vec<IfAddr> {
         let (addr, prefix_len) = if let Some(v4) = sa.as_sockaddr_in() {
             let mask = a
                 .netmask
-                .and_then(|m| m.as_sockaddr_in().map(|m| u32::from(m.ip()).count_ones() as u8))
+                .and_then(|m| {
+                    m.as_sockaddr_in()
+                        .map(|m| u32::from(m.ip()).count_ones() as u8)
+                })
                 .unwrap_or(32);
             (IpAddr::V4(v4.ip()), mask)
         } else if let Some(v6) = sa.as_sockaddr_in6() {
             let mask = a
                 .netmask
-                .and_then(|m| m.as_sockaddr_in6().map(|m| u128::from(m.ip()).count_ones() as u8))
+                .and_then(|m| {
+                    m.as_sockaddr_in6()
+                        .map(|m| u128::from(m.ip()).count_ones() as u8)
+                })
                 .unwrap_or(128);
             (IpAddr::V6(v6.ip()), mask)
         } else {
             continue;
         };
-        let broadcast = a
-            .broadcast
-            .and_then(|b| b.as_sockaddr_in().map(|b| b.ip()));
+        let broadcast = a.broadcast.and_then(|b| b.as_sockaddr_in().map(|b| b.ip()));
         out.push(IfAddr {
             ifname: a.interface_name,
             addr,

@@ -36,13 +36,21 @@ impl Mono {
 impl Add<Duration> for Mono {
     type Output = Mono;
     fn add(self, d: Duration) -> Mono {
-        Mono(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
+        Mono(
+            self.0
+                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 }
 
 impl fmt::Display for Mono {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }
 
@@ -86,7 +94,10 @@ mod tests {
         assert_eq!(t.since(Mono::from_nanos(20)), Duration::ZERO);
         assert_eq!(Mono::from_nanos(25).since(t), Duration::from_nanos(15));
         assert_eq!((t + Duration::from_nanos(5)).as_nanos(), 15);
-        assert_eq!((Mono::from_nanos(u64::MAX) + Duration::from_secs(1)).as_nanos(), u64::MAX);
+        assert_eq!(
+            (Mono::from_nanos(u64::MAX) + Duration::from_secs(1)).as_nanos(),
+            u64::MAX
+        );
     }
 
     #[test]

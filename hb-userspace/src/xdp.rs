@@ -111,7 +111,11 @@ impl FastPath {
     pub fn load(settings: XdpSettings) -> Result<Self, XdpError> {
         let mut ebpf = EbpfLoader::new()
             .override_global(hb_common::maps::GLOBAL_PORT, &settings.port, true)
-            .override_global(hb_common::maps::GLOBAL_CLUSTER_ID, &settings.cluster_id, true)
+            .override_global(
+                hb_common::maps::GLOBAL_CLUSTER_ID,
+                &settings.cluster_id,
+                true,
+            )
             .override_global(aya_log::LEVEL, &settings.log_level, false)
             .load(OBJECT)
             .map_err(|e| XdpError::Load(Box::new(e)))?;
@@ -123,7 +127,8 @@ impl FastPath {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(XdpError::MissingMap(name))
         };
-        let peers = BpfHashMap::try_from(take(&mut ebpf, MAP_PEERS)?).map_err(map_err(MAP_PEERS))?;
+        let peers =
+            BpfHashMap::try_from(take(&mut ebpf, MAP_PEERS)?).map_err(map_err(MAP_PEERS))?;
         let counters =
             PerCpuArray::try_from(take(&mut ebpf, MAP_COUNTERS)?).map_err(map_err(MAP_COUNTERS))?;
         let ring = RingBuf::try_from(take(&mut ebpf, MAP_RING)?).map_err(map_err(MAP_RING))?;

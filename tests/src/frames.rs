@@ -71,7 +71,11 @@ pub fn frame(l3: L3, dport: u16, payload: &[u8], udp_len_override: Option<u16>) 
         L3::V4 | L3::V4Tcp | L3::V4Fragment => {
             f.extend_from_slice(&0x0800u16.to_be_bytes());
             let proto = if matches!(l3, L3::V4Tcp) { 6 } else { 17 };
-            let frags = if matches!(l3, L3::V4Fragment) { 0x2000 } else { 0 };
+            let frags = if matches!(l3, L3::V4Fragment) {
+                0x2000
+            } else {
+                0
+            };
             v4(&mut f, proto, frags);
         }
         L3::V4Vlan => {

@@ -47,20 +47,90 @@ fn prog_test_run_on_crafted_frames() {
 
     type Case<'a> = (&'a str, Vec<u8>, u32, Option<Counter>);
     let cases: Vec<Case> = vec![
-        ("valid v4", frame(L3::V4, PORT, &ok, None), verdict::PASS, Some(Counter::Accepted)),
-        ("valid v6", frame(L3::V6, PORT, &ok, None), verdict::PASS, Some(Counter::Accepted)),
-        ("valid vlan", frame(L3::V4Vlan, PORT, &ok, None), verdict::PASS, Some(Counter::Accepted)),
-        ("foreign cluster", frame(L3::V4, PORT, &foreign, None), verdict::DROP, Some(Counter::Foreign)),
-        ("unknown node", frame(L3::V4, PORT, &unknown, None), verdict::DROP, Some(Counter::UnknownNode)),
-        ("bad magic", frame(L3::V4, PORT, &bad_magic, None), verdict::DROP, Some(Counter::BadMagic)),
-        ("bad version", frame(L3::V4, PORT, &bad_version, None), verdict::DROP, Some(Counter::BadVersion)),
-        ("length mismatch", frame(L3::V4, PORT, &too_long, None), verdict::DROP, Some(Counter::BadLength)),
-        ("truncated header", frame(L3::V4, PORT, &truncated, None), verdict::DROP, Some(Counter::Truncated)),
-        ("udp len beyond frame", frame(L3::V4, PORT, &ok, Some(2000)), verdict::DROP, Some(Counter::BadUdp)),
-        ("udp len below header", frame(L3::V4, PORT, &ok, Some(4)), verdict::DROP, Some(Counter::BadUdp)),
-        ("other port", frame(L3::V4, 695, &ok, None), verdict::PASS, None),
-        ("tcp to 694", frame(L3::V4Tcp, PORT, &ok, None), verdict::PASS, None),
-        ("ipv4 fragment", frame(L3::V4Fragment, PORT, &ok, None), verdict::PASS, None),
+        (
+            "valid v4",
+            frame(L3::V4, PORT, &ok, None),
+            verdict::PASS,
+            Some(Counter::Accepted),
+        ),
+        (
+            "valid v6",
+            frame(L3::V6, PORT, &ok, None),
+            verdict::PASS,
+            Some(Counter::Accepted),
+        ),
+        (
+            "valid vlan",
+            frame(L3::V4Vlan, PORT, &ok, None),
+            verdict::PASS,
+            Some(Counter::Accepted),
+        ),
+        (
+            "foreign cluster",
+            frame(L3::V4, PORT, &foreign, None),
+            verdict::DROP,
+            Some(Counter::Foreign),
+        ),
+        (
+            "unknown node",
+            frame(L3::V4, PORT, &unknown, None),
+            verdict::DROP,
+            Some(Counter::UnknownNode),
+        ),
+        (
+            "bad magic",
+            frame(L3::V4, PORT, &bad_magic, None),
+            verdict::DROP,
+            Some(Counter::BadMagic),
+        ),
+        (
+            "bad version",
+            frame(L3::V4, PORT, &bad_version, None),
+            verdict::DROP,
+            Some(Counter::BadVersion),
+        ),
+        (
+            "length mismatch",
+            frame(L3::V4, PORT, &too_long, None),
+            verdict::DROP,
+            Some(Counter::BadLength),
+        ),
+        (
+            "truncated header",
+            frame(L3::V4, PORT, &truncated, None),
+            verdict::DROP,
+            Some(Counter::Truncated),
+        ),
+        (
+            "udp len beyond frame",
+            frame(L3::V4, PORT, &ok, Some(2000)),
+            verdict::DROP,
+            Some(Counter::BadUdp),
+        ),
+        (
+            "udp len below header",
+            frame(L3::V4, PORT, &ok, Some(4)),
+            verdict::DROP,
+            Some(Counter::BadUdp),
+        ),
+        (
+            "other port",
+            frame(L3::V4, 695, &ok, None),
+            verdict::PASS,
+            None,
+        ),
+        (
+            "tcp to 694",
+            frame(L3::V4Tcp, PORT, &ok, None),
+            verdict::PASS,
+            None,
+        ),
+        (
+            "ipv4 fragment",
+            frame(L3::V4Fragment, PORT, &ok, None),
+            verdict::PASS,
+            None,
+        ),
         ("arp frame", arp_frame(), verdict::PASS, None),
     ];
 
@@ -72,23 +142,38 @@ fn prog_test_run_on_crafted_frames() {
         for c in Counter::ALL {
             let delta = after[c.name()] - before[c.name()];
             let want = u64::from(Some(c) == want_counter);
-            assert_eq!(delta, want, "{name}: counter {} changed by {delta}", c.name());
+            assert_eq!(
+                delta,
+                want,
+                "{name}: counter {} changed by {delta}",
+                c.name()
+            );
         }
         let records = fp.drain_ring();
         if want_counter == Some(Counter::Accepted) {
             assert_eq!(records.len(), 1, "{name}: one ring record");
             let r = records[0];
-            assert_eq!((r.node_id, r.generation, r.seq, r.ifindex), (NODE, 7, 1, 1), "{name}");
+            assert_eq!(
+                (r.node_id, r.generation, r.seq, r.ifindex),
+                (NODE, 7, 1, 1),
+                "{name}"
+            );
             assert_eq!(r.mac_tag, *b"\x11\x22\x33\x44", "{name}: MAC tag");
             assert_eq!(r.datagram_len as usize, ok.len(), "{name}");
             assert!(r.ktime_ns > 0);
         } else {
-            assert!(records.is_empty(), "{name}: no ring record, got {records:?}");
+            assert!(
+                records.is_empty(),
+                "{name}: no ring record, got {records:?}"
+            );
         }
     }
     let peer = fp.peer(NODE, 1).expect("peer entry");
     assert_eq!(peer.count, 3, "three accepted frames");
-    assert!(fp.peer(0x5151, 1).is_none(), "unknown nodes never create entries");
+    assert!(
+        fp.peer(0x5151, 1).is_none(),
+        "unknown nodes never create entries"
+    );
 }
 
 /// A broadcast ARP request (ethertype 0x0806): not IP, must pass untouched.
@@ -96,7 +181,9 @@ fn arp_frame() -> Vec<u8> {
     let mut f = vec![0xff; 6];
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x08, 0x06]);
     f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1]);
+    f.extend_from_slice(&[
+        0x02, 0, 0, 0, 0, 2, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1,
+    ]);
     f
 }
 
@@ -159,8 +246,11 @@ fn real_heartbeats_over_veth_driver_mode() {
     let mut malformed = datagram(&header(CLUSTER, NODE, 42, 6), [0; 4]);
     malformed.truncate(malformed.len() - 1);
     tx4.send_to(&malformed, dst).unwrap();
-    tx4.send_to(b"not a heartbeat at all, but long enough to pass the header size", dst)
-        .unwrap();
+    tx4.send_to(
+        b"not a heartbeat at all, but long enough to pass the header size",
+        dst,
+    )
+    .unwrap();
     tx4.send_to(&datagram(&header(CLUSTER, 0x7777, 42, 1), [0; 4]), dst)
         .unwrap();
     // One over IPv6.
@@ -169,14 +259,25 @@ fn real_heartbeats_over_veth_driver_mode() {
         .unwrap();
 
     let recs = wait_records(&mut fp, 6);
-    assert_eq!(recs.len(), 6, "one ring record per valid heartbeat: {recs:?}");
+    assert_eq!(
+        recs.len(),
+        6,
+        "one ring record per valid heartbeat: {recs:?}"
+    );
     for (i, r) in recs[..5].iter().enumerate() {
         let seq = i as u64 + 1;
-        assert_eq!((r.node_id, r.generation, r.seq, r.ifindex), (NODE, 42, seq, ifindex));
+        assert_eq!(
+            (r.node_id, r.generation, r.seq, r.ifindex),
+            (NODE, 42, seq, ifindex)
+        );
         assert_eq!(r.mac_tag, (seq as u32).to_be_bytes());
         if i > 0 {
             assert!(r.ktime_ns > recs[i - 1].ktime_ns, "timestamps increase");
-            assert_eq!(r.prev_ktime_ns, recs[i - 1].ktime_ns, "kernel tracks the previous arrival");
+            assert_eq!(
+                r.prev_ktime_ns,
+                recs[i - 1].ktime_ns,
+                "kernel tracks the previous arrival"
+            );
         }
     }
     assert_eq!(recs[5].seq, 100, "IPv6 heartbeat recorded");
@@ -185,7 +286,10 @@ fn real_heartbeats_over_veth_driver_mode() {
     assert_eq!(peer.count, 6);
     assert_eq!((peer.generation, peer.last_seq), (42, 100));
     assert_eq!(peer.last_ktime_ns, recs[5].ktime_ns);
-    assert!(peer.max_gap_ns >= 1_000_000, "2 ms spacing gives >= 1 ms max gap");
+    assert!(
+        peer.max_gap_ns >= 1_000_000,
+        "2 ms spacing gives >= 1 ms max gap"
+    );
 
     let c = fp.counters();
     assert_eq!(c["accepted"], 6);
@@ -218,10 +322,16 @@ fn loopback_falls_back_to_skb_mode() {
             UdpSocket::bind("127.0.0.1:0").unwrap(),
         )
     });
-    tx.send_to(&datagram(&header(CLUSTER, NODE, 1, 9), [9; 4]), "127.0.0.1:694")
-        .unwrap();
-    tx.send_to(&datagram(&header(CLUSTER ^ 1, NODE, 1, 9), [9; 4]), "127.0.0.1:694")
-        .unwrap();
+    tx.send_to(
+        &datagram(&header(CLUSTER, NODE, 1, 9), [9; 4]),
+        "127.0.0.1:694",
+    )
+    .unwrap();
+    tx.send_to(
+        &datagram(&header(CLUSTER ^ 1, NODE, 1, 9), [9; 4]),
+        "127.0.0.1:694",
+    )
+    .unwrap();
     let recs = wait_records(&mut fp, 1);
     assert_eq!(recs.len(), 1);
     assert_eq!((recs[0].seq, recs[0].ifindex), (9, 1));

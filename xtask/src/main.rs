@@ -88,7 +88,14 @@ fn lint_ebpf() -> Result<(), String> {
         .args(["run", "nightly", "cargo", "fmt", "--check"])
         .current_dir(&dir))?;
     run(Command::new("rustup")
-        .args(["run", "nightly", "cargo", "clippy", "--release", "--target-dir"])
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--release",
+            "--target-dir",
+        ])
         .arg(&target)
         .args(["--", "-D", "warnings"])
         .current_dir(&dir))
@@ -132,9 +139,8 @@ fn main() -> ExitCode {
         "setup" => setup(),
         "build-ebpf" => build_ebpf(&workspace()).map(|p| println!("{}", p.display())),
         "lint-ebpf" => lint_ebpf(),
-        "run" => run(cargo().args(["build", "--release", "-p", "hb-userspace"])).and_then(|_| {
-            run(Command::new(workspace().join("target/release/hb")).args(&rest))
-        }),
+        "run" => run(cargo().args(["build", "--release", "-p", "hb-userspace"]))
+            .and_then(|_| run(Command::new(workspace().join("target/release/hb")).args(&rest))),
         "test" => test(&rest),
         "demo" => demo::demo(&workspace(), &rest),
         "bench" => bench::bench(&workspace(), &rest),

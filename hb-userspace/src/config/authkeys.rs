@@ -26,7 +26,13 @@ pub struct AuthKey {
 impl std::fmt::Debug for AuthKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets.
-        write!(f, "AuthKey({} {} <{} bytes>)", self.index, self.alg.name(), self.key.len())
+        write!(
+            f,
+            "AuthKey({} {} <{} bytes>)",
+            self.index,
+            self.alg.name(),
+            self.key.len()
+        )
     }
 }
 
@@ -54,7 +60,13 @@ pub fn load(path: &Path) -> Result<AuthKeys, ConfigErrors> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            errs.push(path, 0, format!("cannot read: {e} (create it with mode 600: `auth 1` and `1 sha256 <secret>`)"));
+            errs.push(
+                path,
+                0,
+                format!(
+                    "cannot read: {e} (create it with mode 600: `auth 1` and `1 sha256 <secret>`)"
+                ),
+            );
             return Err(errs);
         }
     };
@@ -94,21 +106,40 @@ pub fn parse(path: &Path, content: &str) -> Result<AuthKeys, ConfigErrors> {
         let index = |s: &str| s.parse::<u8>().ok().filter(|i| *i <= 15);
         if t[0] == "auth" {
             if send.is_some() {
-                errs.push(path, l.number, "more than one `auth` line; keep exactly one `auth N`");
+                errs.push(
+                    path,
+                    l.number,
+                    "more than one `auth` line; keep exactly one `auth N`",
+                );
                 continue;
             }
             match (t.len(), t.get(1).and_then(|s| index(s))) {
                 (2, Some(i)) => send = Some((i, l.number)),
-                _ => errs.push(path, l.number, "`auth` takes one key index from 0 to 15, e.g. `auth 1`"),
+                _ => errs.push(
+                    path,
+                    l.number,
+                    "`auth` takes one key index from 0 to 15, e.g. `auth 1`",
+                ),
             }
             continue;
         }
         let Some(i) = index(t[0]) else {
-            errs.push(path, l.number, format!("`{}`: expected `auth N` or `N method [key]` with N from 0 to 15", t[0]));
+            errs.push(
+                path,
+                l.number,
+                format!(
+                    "`{}`: expected `auth N` or `N method [key]` with N from 0 to 15",
+                    t[0]
+                ),
+            );
             continue;
         };
         let Some(method) = t.get(1) else {
-            errs.push(path, l.number, format!("key {i} has no method: `{i} sha256 <secret>`"));
+            errs.push(
+                path,
+                l.number,
+                format!("key {i} has no method: `{i} sha256 <secret>`"),
+            );
             continue;
         };
         let alg = match method.to_ascii_lowercase().as_str() {
@@ -117,7 +148,11 @@ pub fn parse(path: &Path, content: &str) -> Result<AuthKeys, ConfigErrors> {
             "md5" => AuthAlg::Md5,
             "crc" => AuthAlg::Crc32,
             m => {
-                errs.push(path, l.number, format!("unknown method `{m}`: valid methods are sha256, sha1, md5, crc"));
+                errs.push(
+                    path,
+                    l.number,
+                    format!("unknown method `{m}`: valid methods are sha256, sha1, md5, crc"),
+                );
                 continue;
             }
         };
@@ -129,7 +164,11 @@ pub fn parse(path: &Path, content: &str) -> Result<AuthKeys, ConfigErrors> {
             }
             (_, 3) => t[2].as_bytes().to_vec(),
             (_, 2) => {
-                errs.push(path, l.number, format!("`{method}` needs a key: `{i} {method} <secret>`"));
+                errs.push(
+                    path,
+                    l.number,
+                    format!("`{method}` needs a key: `{i} {method} <secret>`"),
+                );
                 continue;
             }
             _ => {
@@ -138,7 +177,11 @@ pub fn parse(path: &Path, content: &str) -> Result<AuthKeys, ConfigErrors> {
             }
         };
         if let Some((_, first)) = keys.iter().find(|(k, _)| k.index == i) {
-            errs.push(path, l.number, format!("key {i} is defined twice (first on line {first})"));
+            errs.push(
+                path,
+                l.number,
+                format!("key {i} is defined twice (first on line {first})"),
+            );
             continue;
         }
         match alg {
@@ -163,9 +206,11 @@ pub fn parse(path: &Path, content: &str) -> Result<AuthKeys, ConfigErrors> {
     }
     match send {
         None => errs.push(path, 0, "no `auth N` line selecting the key to send with"),
-        Some((i, line)) if !keys.iter().any(|(k, _)| k.index == i) => {
-            errs.push(path, line, format!("`auth {i}` selects key {i}, which is not defined"))
-        }
+        Some((i, line)) if !keys.iter().any(|(k, _)| k.index == i) => errs.push(
+            path,
+            line,
+            format!("`auth {i}` selects key {i}, which is not defined"),
+        ),
         _ => {}
     }
     errs.into_result(AuthKeys {
@@ -182,35 +227,65 @@ mod tests {
 
     #[test]
     fn parses_rotation_and_methods() {
-        let a = parse(Path::new("authkeys"), "auth 2\n1 sha1 oldsecretvalue\n2 sha256 newsecretvalue # now\n3 md5 md5secretvalue\n").unwrap();
+        let a = parse(
+            Path::new("authkeys"),
+            "auth 2\n1 sha1 oldsecretvalue\n2 sha256 newsecretvalue # now\n3 md5 md5secretvalue\n",
+        )
+        .unwrap();
         assert_eq!(a.send, 2);
         assert_eq!(a.keys.len(), 3);
         assert_eq!(a.send_key().alg, AuthAlg::Sha256);
         assert_eq!(a.get(1).unwrap().key, b"oldsecretvalue");
         assert_eq!(a.warnings.len(), 1, "md5 warns");
-        assert!(!format!("{:?}", a.keys).contains("secret"), "Debug never prints keys");
+        assert!(
+            !format!("{:?}", a.keys).contains("secret"),
+            "Debug never prints keys"
+        );
     }
 
     #[test]
     fn crc_warns_loudly() {
         let a = parse(Path::new("authkeys"), "auth 3\n3 crc\n").unwrap();
         assert_eq!(a.send_key().alg, AuthAlg::Crc32);
-        assert!(a.warnings[0].to_string().contains("authkeys:2: key uses `crc`: this is NOT authentication"));
+        assert!(a.warnings[0]
+            .to_string()
+            .contains("authkeys:2: key uses `crc`: this is NOT authentication"));
     }
 
     #[test]
     fn errors_table() {
         let cases: &[(&str, &str)] = &[
             ("1 sha1 k\n", "authkeys: no `auth N` line"),
-            ("auth 2\n1 sha1 k\n", "authkeys:1: `auth 2` selects key 2, which is not defined"),
-            ("auth 16\n", "authkeys:1: `auth` takes one key index from 0 to 15"),
-            ("auth 1\nauth 1\n1 sha1 k\n", "authkeys:2: more than one `auth` line"),
-            ("auth 1\n1 sha512 k\n", "authkeys:2: unknown method `sha512`"),
+            (
+                "auth 2\n1 sha1 k\n",
+                "authkeys:1: `auth 2` selects key 2, which is not defined",
+            ),
+            (
+                "auth 16\n",
+                "authkeys:1: `auth` takes one key index from 0 to 15",
+            ),
+            (
+                "auth 1\nauth 1\n1 sha1 k\n",
+                "authkeys:2: more than one `auth` line",
+            ),
+            (
+                "auth 1\n1 sha512 k\n",
+                "authkeys:2: unknown method `sha512`",
+            ),
             ("auth 1\n1 sha1\n", "authkeys:2: `sha1` needs a key"),
             ("auth 1\n1 crc k\n", "authkeys:2: `crc` takes no key"),
-            ("auth 1\n1 sha1 two words\n", "authkeys:2: the key must be a single word"),
-            ("auth 1\n1 sha1 a\n1 md5 b\n", "authkeys:3: key 1 is defined twice (first on line 2)"),
-            ("auth 1\nx sha1 a\n", "authkeys:2: `x`: expected `auth N` or `N method [key]`"),
+            (
+                "auth 1\n1 sha1 two words\n",
+                "authkeys:2: the key must be a single word",
+            ),
+            (
+                "auth 1\n1 sha1 a\n1 md5 b\n",
+                "authkeys:3: key 1 is defined twice (first on line 2)",
+            ),
+            (
+                "auth 1\nx sha1 a\n",
+                "authkeys:2: `x`: expected `auth N` or `N method [key]`",
+            ),
         ];
         for (src, want) in cases {
             let e = parse(Path::new("authkeys"), src).unwrap_err().to_string();
@@ -224,13 +299,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("authkeys");
         std::fs::write(&p, "auth 1\n1 sha256 0123456789abcdef\n").unwrap();
-        for (mode, ok) in [(0o600, true), (0o400, true), (0o700, true), (0o640, false), (0o604, false), (0o644, false)] {
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o700, true),
+            (0o640, false),
+            (0o604, false),
+            (0o644, false),
+        ] {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             let r = load(&p);
             assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");
             if !ok {
                 let e = r.unwrap_err().to_string();
-                assert!(e.contains(&format!("is readable by group or others (mode {mode:03o})")), "{e}");
+                assert!(
+                    e.contains(&format!("is readable by group or others (mode {mode:03o})")),
+                    "{e}"
+                );
                 assert!(e.contains("chmod 600"), "{e}");
             }
         }

@@ -20,14 +20,52 @@ use super::{
 
 /// Directives hb implements (for the "valid directives" hint).
 pub const DIRECTIVES: &[&str] = &[
-    "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "baud", "bcast",
-    "mcast", "mcast6", "ucast", "ucast6", "serial", "node", "cluster", "auto_failback",
-    "nice_failback", "ping", "ping6", "ping_group", "respawn", "logfile", "debugfile",
-    "logfacility", "debug", "realtime", "rtprio", "hbgenmethod", "autojoin",
+    "keepalive",
+    "deadtime",
+    "warntime",
+    "initdead",
+    "deadping",
+    "udpport",
+    "baud",
+    "bcast",
+    "mcast",
+    "mcast6",
+    "ucast",
+    "ucast6",
+    "serial",
+    "node",
+    "cluster",
+    "auto_failback",
+    "nice_failback",
+    "ping",
+    "ping6",
+    "ping_group",
+    "respawn",
+    "logfile",
+    "debugfile",
+    "logfacility",
+    "debug",
+    "realtime",
+    "rtprio",
+    "hbgenmethod",
+    "autojoin",
     // hb extensions
-    "cluster_id", "timestamps", "control_socket", "state_dir", "resource_dir", "init_dir",
-    "ocf_root", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval",
-    "stop_retries", "stop_retry_interval", "on_stop_failure", "arp_count", "arp_interval",
+    "cluster_id",
+    "timestamps",
+    "control_socket",
+    "state_dir",
+    "resource_dir",
+    "init_dir",
+    "ocf_root",
+    "start_timeout",
+    "stop_timeout",
+    "monitor_timeout",
+    "monitor_interval",
+    "stop_retries",
+    "stop_retry_interval",
+    "on_stop_failure",
+    "arp_count",
+    "arp_interval",
 ];
 
 /// Heartbeat directives accepted and ignored (no effect on hb's behaviour).
@@ -36,14 +74,23 @@ const IGNORED: &[(&str, &str)] = &[
     ("use_logd", "hb logs to stderr/logfile itself"),
     ("conn_logd_time", "hb does not use ha_logd"),
     ("use_apphbd", "hb does not use apphbd"),
-    ("log_badpack", "hb always counts bad packets (see `hb status`)"),
+    (
+        "log_badpack",
+        "hb always counts bad packets (see `hb status`)",
+    ),
     ("syslogmsgfmt", "hb log lines are always syslog-style"),
     ("coredumps", "core dumps follow the system settings"),
     ("coreroot", "core dumps follow the system settings"),
     ("msgfmt", "hb uses its own binary wire format"),
     ("compression", "hb heartbeats are never compressed"),
-    ("compression_threshold", "hb heartbeats are never compressed"),
-    ("traditional_compression", "hb heartbeats are never compressed"),
+    (
+        "compression_threshold",
+        "hb heartbeats are never compressed",
+    ),
+    (
+        "traditional_compression",
+        "hb heartbeats are never compressed",
+    ),
     ("max_rexmit_delay", "hb heartbeats are not retransmitted"),
     ("memreserve", "not needed"),
     ("apiauth", "hb has no client API; use `hb status --json`"),
@@ -55,14 +102,23 @@ const IGNORED: &[(&str, &str)] = &[
     ("enable_config_writes", "Pacemaker-only"),
     ("crm_daemon_dir", "Pacemaker-only"),
     ("crmd_spawns_pengine", "Pacemaker-only"),
-    ("watchdog", "hb does not drive a watchdog device; use systemd's WatchdogSec"),
+    (
+        "watchdog",
+        "hb does not drive a watchdog device; use systemd's WatchdogSec",
+    ),
 ];
 
 /// Heartbeat directives hb refuses: ignoring them would silently change
 /// safety properties.
 const REFUSED: &[(&str, &str)] = &[
-    ("stonith", "hb has no STONITH support; remove the line to run without fencing"),
-    ("stonith_host", "hb has no STONITH support; remove the line to run without fencing"),
+    (
+        "stonith",
+        "hb has no STONITH support; remove the line to run without fencing",
+    ),
+    (
+        "stonith_host",
+        "hb has no STONITH support; remove the line to run without fencing",
+    ),
     ("failfast", "not supported; use `respawn`"),
     ("quorum_server", "hb has no quorum server support"),
     ("hbaping", "not supported; use `ping`"),
@@ -172,7 +228,10 @@ impl Builder<'_> {
         let v = self.one(line, d, args, "on or off")?;
         let b = lex::parse_bool(v);
         if b.is_none() {
-            self.err(line, format!("`{d}`: `{v}` is not a boolean (use on/off, yes/no, true/false)"));
+            self.err(
+                line,
+                format!("`{d}`: `{v}` is not a boolean (use on/off, yes/no, true/false)"),
+            );
         }
         b
     }
@@ -189,7 +248,10 @@ impl Builder<'_> {
 
     fn iface(&mut self, line: usize, d: &str, v: &str) -> Option<String> {
         if v.is_empty() || v.len() > 15 || v.contains('/') || v.contains(char::is_whitespace) {
-            self.err(line, format!("`{d}`: `{v}` is not a valid interface name (1-15 characters, no `/`)"));
+            self.err(
+                line,
+                format!("`{d}`: `{v}` is not a valid interface name (1-15 characters, no `/`)"),
+            );
             return None;
         }
         Some(v.to_string())
@@ -200,7 +262,9 @@ impl Builder<'_> {
         const HOUR: Duration = Duration::from_secs(3600);
         match d {
             "keepalive" => {
-                self.keepalive = self.time(line, d, args, MS, Duration::from_secs(60)).map(|t| (t, line))
+                self.keepalive = self
+                    .time(line, d, args, MS, Duration::from_secs(60))
+                    .map(|t| (t, line))
             }
             "deadtime" => self.deadtime = self.time(line, d, args, 2 * MS, HOUR).map(|t| (t, line)),
             "warntime" => self.warntime = self.time(line, d, args, MS, HOUR).map(|t| (t, line)),
@@ -223,12 +287,18 @@ impl Builder<'_> {
             }
             "bcast" => {
                 if args.is_empty() {
-                    self.err(line, "`bcast` needs at least one interface: `bcast eth0 [eth1 ...]`");
+                    self.err(
+                        line,
+                        "`bcast` needs at least one interface: `bcast eth0 [eth1 ...]`",
+                    );
                 }
                 for a in args {
                     if let Some(ifname) = self.iface(line, d, a) {
                         self.media.push(MediumDef {
-                            medium: Medium::Bcast { ifname, port: self.udpport },
+                            medium: Medium::Bcast {
+                                ifname,
+                                port: self.udpport,
+                            },
                             line,
                         });
                     }
@@ -237,10 +307,15 @@ impl Builder<'_> {
             "mcast" | "mcast6" => self.mcast(line, d, args),
             "ucast" | "ucast6" => {
                 if args.len() != 2 {
-                    self.err(line, format!("`{d}` takes an interface and a peer address: `{d} eth0 10.0.0.2`"));
+                    self.err(
+                        line,
+                        format!("`{d}` takes an interface and a peer address: `{d} eth0 10.0.0.2`"),
+                    );
                     return;
                 }
-                let (Some(ifname), Some(peer)) = (self.iface(line, d, args[0]), self.ip(line, d, args[1])) else {
+                let (Some(ifname), Some(peer)) =
+                    (self.iface(line, d, args[0]), self.ip(line, d, args[1]))
+                else {
                     return;
                 };
                 if d == "ucast6" && !peer.is_ipv6() {
@@ -248,24 +323,37 @@ impl Builder<'_> {
                     return;
                 }
                 self.media.push(MediumDef {
-                    medium: Medium::Ucast { ifname, peer, port: self.udpport },
+                    medium: Medium::Ucast {
+                        ifname,
+                        peer,
+                        port: self.udpport,
+                    },
                     line,
                 });
             }
             "serial" => {
                 if args.is_empty() {
-                    self.err(line, "`serial` needs at least one device: `serial /dev/ttyS0`");
+                    self.err(
+                        line,
+                        "`serial` needs at least one device: `serial /dev/ttyS0`",
+                    );
                 }
                 for a in args {
                     self.media.push(MediumDef {
-                        medium: Medium::Serial { device: PathBuf::from(a), baud: self.baud },
+                        medium: Medium::Serial {
+                            device: PathBuf::from(a),
+                            baud: self.baud,
+                        },
                         line,
                     });
                 }
             }
             "node" => {
                 if args.is_empty() {
-                    self.err(line, "`node` needs at least one node name (as printed by `uname -n`)");
+                    self.err(
+                        line,
+                        "`node` needs at least one node name (as printed by `uname -n`)",
+                    );
                 }
                 for a in args {
                     let n = a.to_ascii_lowercase();
@@ -273,7 +361,10 @@ impl Builder<'_> {
                         self.err(line, format!("node name `{a}` is longer than 64 bytes"));
                     } else if let Some((_, first)) = self.nodes.iter().find(|(x, _)| *x == n) {
                         let first = *first;
-                        self.err(line, format!("node `{a}` is listed twice (first on line {first})"));
+                        self.err(
+                            line,
+                            format!("node `{a}` is listed twice (first on line {first})"),
+                        );
                     } else {
                         self.nodes.push((n, line));
                     }
@@ -300,7 +391,12 @@ impl Builder<'_> {
                             Some(true) => Some(AutoFailback::On),
                             Some(false) => Some(AutoFailback::Off),
                             None => {
-                                self.err(line, format!("`auto_failback {v}`: valid values are on, off, legacy"));
+                                self.err(
+                                    line,
+                                    format!(
+                                        "`auto_failback {v}`: valid values are on, off, legacy"
+                                    ),
+                                );
                                 None
                             }
                         },
@@ -309,12 +405,19 @@ impl Builder<'_> {
             }
             "nice_failback" => {
                 if let Some(b) = self.bool(line, d, args) {
-                    self.warn(line, format!(
-                        "`nice_failback` is obsolete: use `auto_failback {}`",
-                        if b { "off" } else { "on" }
-                    ));
+                    self.warn(
+                        line,
+                        format!(
+                            "`nice_failback` is obsolete: use `auto_failback {}`",
+                            if b { "off" } else { "on" }
+                        ),
+                    );
                     if self.auto_failback.is_none() {
-                        self.auto_failback = Some(if b { AutoFailback::Off } else { AutoFailback::On });
+                        self.auto_failback = Some(if b {
+                            AutoFailback::Off
+                        } else {
+                            AutoFailback::On
+                        });
                     }
                 }
             }
@@ -324,7 +427,11 @@ impl Builder<'_> {
                 }
                 for a in args {
                     if let Some(ip) = self.ip(line, d, a) {
-                        self.ping.push(PingTarget { name: a.to_string(), addrs: vec![ip], line });
+                        self.ping.push(PingTarget {
+                            name: a.to_string(),
+                            addrs: vec![ip],
+                            line,
+                        });
                     }
                 }
             }
@@ -333,9 +440,16 @@ impl Builder<'_> {
                     self.err(line, "`ping_group` takes a name and at least one address: `ping_group routers 10.0.0.1 10.0.0.2`");
                     return;
                 }
-                let addrs: Vec<IpAddr> = args[1..].iter().filter_map(|a| self.ip(line, d, a)).collect();
+                let addrs: Vec<IpAddr> = args[1..]
+                    .iter()
+                    .filter_map(|a| self.ip(line, d, a))
+                    .collect();
                 if addrs.len() == args.len() - 1 {
-                    self.ping.push(PingTarget { name: args[0].to_string(), addrs, line });
+                    self.ping.push(PingTarget {
+                        name: args[0].to_string(),
+                        addrs,
+                        line,
+                    });
                 }
             }
             "respawn" => {
@@ -353,16 +467,27 @@ impl Builder<'_> {
             "logfile" | "debugfile" => {
                 if let Some(v) = self.one(line, d, args, "a file path") {
                     let p = Some(PathBuf::from(v));
-                    if d == "logfile" { self.logfile = p } else { self.debugfile = p }
+                    if d == "logfile" {
+                        self.logfile = p
+                    } else {
+                        self.debugfile = p
+                    }
                 }
             }
             "logfacility" => {
                 if let Some(v) = self.one(line, d, args, "a syslog facility or `none`") {
-                    const FAC: &[&str] = &["none", "auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail", "news", "syslog", "user", "uucp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"];
+                    const FAC: &[&str] = &[
+                        "none", "auth", "authpriv", "cron", "daemon", "kern", "lpr", "mail",
+                        "news", "syslog", "user", "uucp", "local0", "local1", "local2", "local3",
+                        "local4", "local5", "local6", "local7",
+                    ];
                     if FAC.contains(&v) {
                         self.logfacility = Some(v.to_string());
                     } else {
-                        self.err(line, format!("`logfacility {v}`: valid facilities are {}", FAC.join(", ")));
+                        self.err(
+                            line,
+                            format!("`logfacility {v}`: valid facilities are {}", FAC.join(", ")),
+                        );
                     }
                 }
             }
@@ -390,7 +515,10 @@ impl Builder<'_> {
                     match v {
                         "file" => self.genmethod = GenMethod::File,
                         "time" => self.genmethod = GenMethod::Time,
-                        _ => self.err(line, format!("`hbgenmethod {v}`: valid values are file, time")),
+                        _ => self.err(
+                            line,
+                            format!("`hbgenmethod {v}`: valid values are file, time"),
+                        ),
                     }
                 }
             }
@@ -472,7 +600,10 @@ impl Builder<'_> {
                     match v {
                         "reboot" => self.res.on_stop_failure = StopFailure::Reboot,
                         "block" => self.res.on_stop_failure = StopFailure::Block,
-                        _ => self.err(line, format!("`on_stop_failure {v}`: valid values are reboot, block")),
+                        _ => self.err(
+                            line,
+                            format!("`on_stop_failure {v}`: valid values are reboot, block"),
+                        ),
                     }
                 }
             }
@@ -494,10 +625,13 @@ impl Builder<'_> {
                 } else if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == d) {
                     self.err(line, format!("`{d}`: {why}"));
                 } else {
-                    self.err(line, format!(
-                        "unknown directive `{d}`; valid directives are: {}",
-                        DIRECTIVES.join(", ")
-                    ));
+                    self.err(
+                        line,
+                        format!(
+                            "unknown directive `{d}`; valid directives are: {}",
+                            DIRECTIVES.join(", ")
+                        ),
+                    );
                 }
             }
         }
@@ -510,21 +644,44 @@ impl Builder<'_> {
             ));
             return;
         }
-        let Some(ifname) = self.iface(line, d, args[0]) else { return };
-        let Some(group) = self.ip(line, d, args[1]) else { return };
+        let Some(ifname) = self.iface(line, d, args[0]) else {
+            return;
+        };
+        let Some(group) = self.ip(line, d, args[1]) else {
+            return;
+        };
         if !group.is_multicast() || (d == "mcast6") != group.is_ipv6() {
-            self.err(line, format!(
-                "`{d}`: `{group}` is not an {} multicast group ({})",
-                if d == "mcast6" { "IPv6" } else { "IPv4" },
-                if d == "mcast6" { "ff00::/8" } else { "224.0.0.0/4; 239.192.0.0/14 recommended" }
-            ));
+            self.err(
+                line,
+                format!(
+                    "`{d}`: `{group}` is not an {} multicast group ({})",
+                    if d == "mcast6" { "IPv6" } else { "IPv4" },
+                    if d == "mcast6" {
+                        "ff00::/8"
+                    } else {
+                        "224.0.0.0/4; 239.192.0.0/14 recommended"
+                    }
+                ),
+            );
             return;
         }
-        let Some(port) = self.int(line, d, args[2], 1u16, 65535) else { return };
-        let Some(ttl) = self.int(line, d, args[3], 1u8, 255) else { return };
-        let Some(lp) = self.int(line, d, args[4], 0u8, 1) else { return };
+        let Some(port) = self.int(line, d, args[2], 1u16, 65535) else {
+            return;
+        };
+        let Some(ttl) = self.int(line, d, args[3], 1u8, 255) else {
+            return;
+        };
+        let Some(lp) = self.int(line, d, args[4], 0u8, 1) else {
+            return;
+        };
         self.media.push(MediumDef {
-            medium: Medium::Mcast { ifname, group, port, ttl, loopback: lp == 1 },
+            medium: Medium::Mcast {
+                ifname,
+                group,
+                port,
+                ttl,
+                loopback: lp == 1,
+            },
             line,
         });
     }
@@ -587,10 +744,16 @@ pub fn parse(file: &Path, content: &str, local_name: &str) -> Result<Config, Con
 fn finish(mut b: Builder<'_>, local_name: &str) -> Result<Config, ConfigErrors> {
     let file = b.file;
     if b.nodes.is_empty() {
-        b.err(0, "no `node` directive: list every cluster node, e.g. `node alpha beta`");
+        b.err(
+            0,
+            "no `node` directive: list every cluster node, e.g. `node alpha beta`",
+        );
     }
     if b.media.is_empty() {
-        b.err(0, "no heartbeat medium: add at least one of `bcast`, `mcast`, `ucast`, `serial`");
+        b.err(
+            0,
+            "no heartbeat medium: add at least one of `bcast`, `mcast`, `ucast`, `serial`",
+        );
     }
     let local_lc = local_name.to_ascii_lowercase();
     let local = b.nodes.iter().position(|(n, _)| *n == local_lc);
@@ -629,7 +792,10 @@ fn finish(mut b: Builder<'_>, local_name: &str) -> Result<Config, ConfigErrors> 
     let warntime = match b.warntime {
         Some((w, line)) => {
             if w >= deadtime {
-                b.err(line, format!("warntime ({w:?}) must be less than deadtime ({deadtime:?})"));
+                b.err(
+                    line,
+                    format!("warntime ({w:?}) must be less than deadtime ({deadtime:?})"),
+                );
             } else if w <= keepalive {
                 b.warn(line, format!("warntime ({w:?}) <= keepalive ({keepalive:?}): every heartbeat will be reported late"));
             }
@@ -640,9 +806,17 @@ fn finish(mut b: Builder<'_>, local_name: &str) -> Result<Config, ConfigErrors> 
     let initdead = match b.initdead {
         Some((i, line)) => {
             if i < deadtime {
-                b.err(line, format!("initdead ({i:?}) must be at least deadtime ({deadtime:?})"));
+                b.err(
+                    line,
+                    format!("initdead ({i:?}) must be at least deadtime ({deadtime:?})"),
+                );
             } else if i < Duration::from_secs(10) {
-                b.warn(line, format!("initdead ({i:?}) is under 10s: a peer booting slowly may be declared dead"));
+                b.warn(
+                    line,
+                    format!(
+                        "initdead ({i:?}) is under 10s: a peer booting slowly may be declared dead"
+                    ),
+                );
             }
             i
         }
@@ -664,11 +838,21 @@ fn finish(mut b: Builder<'_>, local_name: &str) -> Result<Config, ConfigErrors> 
         let cluster_id = b.cluster_id.unwrap_or_else(|| {
             hb_common::cluster_id(b.cluster.as_bytes(), names.iter().map(|n| n.as_bytes()))
         });
-        let mut ids: Vec<(u32, &str)> = b.nodes.iter().map(|(n, _)| (hb_common::node_id(n.as_bytes()), n.as_str())).collect();
+        let mut ids: Vec<(u32, &str)> = b
+            .nodes
+            .iter()
+            .map(|(n, _)| (hb_common::node_id(n.as_bytes()), n.as_str()))
+            .collect();
         ids.sort_unstable();
-        let collision = ids.windows(2).find(|w| w[0].0 == w[1].0).map(|w| (w[0].1.to_string(), w[1].1.to_string()));
+        let collision = ids
+            .windows(2)
+            .find(|w| w[0].0 == w[1].0)
+            .map(|w| (w[0].1.to_string(), w[1].1.to_string()));
         if let Some((x, y)) = collision {
-            b.err(0, format!("node names `{x}` and `{y}` hash to the same node id; rename one"));
+            b.err(
+                0,
+                format!("node names `{x}` and `{y}` hash to the same node id; rename one"),
+            );
         }
         let (errs, warnings) = (std::mem::take(&mut b.errs), std::mem::take(&mut b.warnings));
         return errs.into_result(Config {
@@ -677,7 +861,12 @@ fn finish(mut b: Builder<'_>, local_name: &str) -> Result<Config, ConfigErrors> 
             cluster_id,
             nodes: b.nodes.into_iter().map(|(n, _)| n).collect(),
             local: local.unwrap_or(0),
-            timing: Timing { keepalive, deadtime, warntime, initdead },
+            timing: Timing {
+                keepalive,
+                deadtime,
+                warntime,
+                initdead,
+            },
             udpport: b.udpport,
             media: b.media,
             auto_failback,
@@ -713,7 +902,9 @@ mod tests {
     }
 
     fn parse_err(src: &str) -> String {
-        parse(Path::new("ha.cf"), src, "alpha").unwrap_err().to_string()
+        parse(Path::new("ha.cf"), src, "alpha")
+            .unwrap_err()
+            .to_string()
     }
 
     const MIN: &str = "node alpha beta\nbcast eth0\nauto_failback on\n";
@@ -763,17 +954,34 @@ hbgenmethod time
 crm off
 ";
         let c = parse_ok(src);
-        assert_eq!(c.timing, Timing {
-            keepalive: Duration::from_millis(10),
-            deadtime: Duration::from_millis(100),
-            warntime: Duration::from_millis(50),
-            initdead: Duration::from_secs(1),
-        });
+        assert_eq!(
+            c.timing,
+            Timing {
+                keepalive: Duration::from_millis(10),
+                deadtime: Duration::from_millis(100),
+                warntime: Duration::from_millis(50),
+                initdead: Duration::from_secs(1),
+            }
+        );
         assert_eq!(c.nodes, vec!["alpha", "beta", "gamma"]);
         assert_eq!(c.media.len(), 8);
-        assert_eq!(c.media[0].medium, Medium::Serial { device: "/dev/ttyS0".into(), baud: 115200 });
-        assert_eq!(c.media[2].medium, Medium::Bcast { ifname: "eth0".into(), port: 695 });
-        assert!(matches!(&c.media[5].medium, Medium::Mcast { group, loopback: true, .. } if group.is_ipv6()));
+        assert_eq!(
+            c.media[0].medium,
+            Medium::Serial {
+                device: "/dev/ttyS0".into(),
+                baud: 115200
+            }
+        );
+        assert_eq!(
+            c.media[2].medium,
+            Medium::Bcast {
+                ifname: "eth0".into(),
+                port: 695
+            }
+        );
+        assert!(
+            matches!(&c.media[5].medium, Medium::Mcast { group, loopback: true, .. } if group.is_ipv6())
+        );
         assert_eq!(c.media[7].line, 16);
         assert_eq!(c.udp_port(), 695);
         assert_eq!(c.udp_interfaces(), vec!["eth0", "eth1"]);
@@ -783,7 +991,12 @@ crm off
         assert_eq!(c.respawn[0].argv, vec!["/usr/lib/heartbeat/ipfail", "-v"]);
         assert_eq!(c.genmethod, GenMethod::Time);
         assert_eq!(c.logfacility.as_deref(), Some("local0"));
-        assert_eq!(c.warnings.len(), 1, "initdead < 10s warns: {:?}", c.warnings);
+        assert_eq!(
+            c.warnings.len(),
+            1,
+            "initdead < 10s warns: {:?}",
+            c.warnings
+        );
         // cluster id depends on name and members, not on order or case.
         let c2 = parse_ok(&src.replace("node Alpha\nnode beta, gamma", "node gamma beta ALPHA"));
         assert_eq!(c.cluster_id, c2.cluster_id);
@@ -794,33 +1007,93 @@ crm off
     #[test]
     fn errors_name_line_and_valid_range() {
         let cases: &[(&str, &str)] = &[
-            ("frobnicate 1\n", "ha.cf:1: unknown directive `frobnicate`; valid directives are: keepalive"),
-            ("keepalive 2min\n", "ha.cf:1: `keepalive`: `2min` is not a time"),
-            ("keepalive 0\n", "ha.cf:1: `keepalive 0` is out of range: valid is 1ms to 60s"),
-            ("udpport 70000\n", "ha.cf:1: `udpport`: `70000` is not a number from 1 to 65535"),
+            (
+                "frobnicate 1\n",
+                "ha.cf:1: unknown directive `frobnicate`; valid directives are: keepalive",
+            ),
+            (
+                "keepalive 2min\n",
+                "ha.cf:1: `keepalive`: `2min` is not a time",
+            ),
+            (
+                "keepalive 0\n",
+                "ha.cf:1: `keepalive 0` is out of range: valid is 1ms to 60s",
+            ),
+            (
+                "udpport 70000\n",
+                "ha.cf:1: `udpport`: `70000` is not a number from 1 to 65535",
+            ),
             ("baud 1234\n", "ha.cf:1: `baud 1234`: valid speeds are"),
-            ("mcast eth0 10.0.0.1 694 1 0\n", "ha.cf:1: `mcast`: `10.0.0.1` is not an IPv4 multicast group"),
-            ("mcast eth0 239.0.0.1 694 0 0\n", "ha.cf:1: `mcast`: `0` is not a number from 1 to 255"),
+            (
+                "mcast eth0 10.0.0.1 694 1 0\n",
+                "ha.cf:1: `mcast`: `10.0.0.1` is not an IPv4 multicast group",
+            ),
+            (
+                "mcast eth0 239.0.0.1 694 0 0\n",
+                "ha.cf:1: `mcast`: `0` is not a number from 1 to 255",
+            ),
             ("mcast eth0 239.0.0.1\n", "ha.cf:1: `mcast` takes 5 values"),
-            ("ucast eth0\n", "ha.cf:1: `ucast` takes an interface and a peer address"),
-            ("ucast eth0 nothost\n", "ha.cf:1: `ucast`: `nothost` is not an IP address"),
-            ("stonith baytech /etc/ha.d/conf\n", "ha.cf:1: `stonith`: hb has no STONITH support"),
-            ("crm yes\n", "ha.cf:1: `crm yes`: hb runs haresources (v1) clusters only"),
-            ("auto_failback maybe\n", "ha.cf:1: `auto_failback maybe`: valid values are on, off, legacy"),
-            ("deadtime 2\nkeepalive 1\n", "ha.cf:1: deadtime (2s) must be more than twice keepalive (1s)"),
-            ("warntime 40\n", "ha.cf:1: warntime (40s) must be less than deadtime (30s)"),
-            ("initdead 5\n", "ha.cf:1: initdead (5s) must be at least deadtime (30s)"),
-            ("node alpha\n", "ha.cf:2: node `alpha` is listed twice (first on line 1)"),
-            ("bcast eth0/1\n", "ha.cf:1: `bcast`: `eth0/1` is not a valid interface name"),
-            ("ucast eth0 10.0.0.2\nudpport 700\n", "ha.cf:4: `bcast eth0` uses UDP port 700 but line 1 uses 694"),
-            ("timestamps fast\n", "`timestamps fast`: valid values are auto, xdp, kernel, userspace"),
-            ("on_stop_failure explode\n", "valid values are reboot, block"),
+            (
+                "ucast eth0\n",
+                "ha.cf:1: `ucast` takes an interface and a peer address",
+            ),
+            (
+                "ucast eth0 nothost\n",
+                "ha.cf:1: `ucast`: `nothost` is not an IP address",
+            ),
+            (
+                "stonith baytech /etc/ha.d/conf\n",
+                "ha.cf:1: `stonith`: hb has no STONITH support",
+            ),
+            (
+                "crm yes\n",
+                "ha.cf:1: `crm yes`: hb runs haresources (v1) clusters only",
+            ),
+            (
+                "auto_failback maybe\n",
+                "ha.cf:1: `auto_failback maybe`: valid values are on, off, legacy",
+            ),
+            (
+                "deadtime 2\nkeepalive 1\n",
+                "ha.cf:1: deadtime (2s) must be more than twice keepalive (1s)",
+            ),
+            (
+                "warntime 40\n",
+                "ha.cf:1: warntime (40s) must be less than deadtime (30s)",
+            ),
+            (
+                "initdead 5\n",
+                "ha.cf:1: initdead (5s) must be at least deadtime (30s)",
+            ),
+            (
+                "node alpha\n",
+                "ha.cf:2: node `alpha` is listed twice (first on line 1)",
+            ),
+            (
+                "bcast eth0/1\n",
+                "ha.cf:1: `bcast`: `eth0/1` is not a valid interface name",
+            ),
+            (
+                "ucast eth0 10.0.0.2\nudpport 700\n",
+                "ha.cf:4: `bcast eth0` uses UDP port 700 but line 1 uses 694",
+            ),
+            (
+                "timestamps fast\n",
+                "`timestamps fast`: valid values are auto, xdp, kernel, userspace",
+            ),
+            (
+                "on_stop_failure explode\n",
+                "valid values are reboot, block",
+            ),
         ];
         for (extra, want) in cases {
             // Put the line under test first so it is line 1.
             let src = format!("{extra}{MIN}");
             let got = parse_err(&src);
-            assert!(got.contains(want), "for {extra:?}:\n got: {got}\nwant: {want}");
+            assert!(
+                got.contains(want),
+                "for {extra:?}:\n got: {got}\nwant: {want}"
+            );
         }
     }
 
@@ -829,7 +1102,9 @@ crm off
         let got = parse_err("keepalive 1\n");
         assert!(got.contains("no `node` directive"), "{got}");
         assert!(got.contains("no heartbeat medium"), "{got}");
-        let got = parse(Path::new("ha.cf"), MIN, "delta").unwrap_err().to_string();
+        let got = parse(Path::new("ha.cf"), MIN, "delta")
+            .unwrap_err()
+            .to_string();
         assert!(got.contains("this node's name `delta`"), "{got}");
         assert!(got.contains("alpha, beta"), "{got}");
     }
@@ -839,15 +1114,27 @@ crm off
         let c = parse_ok("nice_failback on\nhopfudge 2\nnode alpha beta\nbcast eth0\n");
         assert_eq!(c.auto_failback, AutoFailback::Off);
         let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
-        assert!(w[0].contains("ha.cf:1: `nice_failback` is obsolete: use `auto_failback off`"), "{w:?}");
+        assert!(
+            w[0].contains("ha.cf:1: `nice_failback` is obsolete: use `auto_failback off`"),
+            "{w:?}"
+        );
         assert!(w[1].contains("ha.cf:2: `hopfudge` is ignored"), "{w:?}");
     }
 
     #[test]
     fn initdead_defaults_follow_heartbeat() {
-        for (dead, want) in [("5", 12_000), ("8", 16_000), ("20", 20_000), ("300ms", 12_000)] {
+        for (dead, want) in [
+            ("5", 12_000),
+            ("8", 16_000),
+            ("20", 20_000),
+            ("300ms", 12_000),
+        ] {
             let c = parse_ok(&format!("keepalive 100ms\ndeadtime {dead}\n{MIN}"));
-            assert_eq!(c.timing.initdead, Duration::from_millis(want), "deadtime {dead}");
+            assert_eq!(
+                c.timing.initdead,
+                Duration::from_millis(want),
+                "deadtime {dead}"
+            );
         }
     }
 }

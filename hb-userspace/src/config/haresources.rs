@@ -84,16 +84,26 @@ impl ResourceGroup {
 pub fn parse_ip_spec(s: &str) -> Result<IpSpec, String> {
     let parts: Vec<&str> = s.split('/').collect();
     if parts.len() > 4 {
-        return Err(format!("`{s}`: too many `/` fields; syntax is ip[/bits[/iface[:label]][/broadcast]]"));
+        return Err(format!(
+            "`{s}`: too many `/` fields; syntax is ip[/bits[/iface[:label]][/broadcast]]"
+        ));
     }
     let addr: IpAddr = parts[0]
         .parse()
         .map_err(|_| format!("`{}` is not an IP address", parts[0]))?;
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-        return Err(format!("`{addr}` cannot be a service address (unspecified, multicast or loopback)"));
+        return Err(format!(
+            "`{addr}` cannot be a service address (unspecified, multicast or loopback)"
+        ));
     }
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    let mut spec = IpSpec { addr, prefix: None, ifname: None, label: None, broadcast: None };
+    let mut spec = IpSpec {
+        addr,
+        prefix: None,
+        ifname: None,
+        label: None,
+        broadcast: None,
+    };
     if let Some(bits) = parts.get(1).filter(|b| !b.is_empty()) {
         let b: u8 = bits
             .parse()
@@ -116,10 +126,14 @@ pub fn parse_ip_spec(s: &str) -> Result<IpSpec, String> {
                 return Err(format!("`{third}` in `{s}` is not an interface name"));
             }
             if label.as_ref().is_some_and(|l| l.len() > 15) {
-                return Err(format!("label `{third}` in `{s}` is longer than 15 characters"));
+                return Err(format!(
+                    "label `{third}` in `{s}` is longer than 15 characters"
+                ));
             }
             if label.is_some() && addr.is_ipv6() {
-                return Err(format!("`{s}`: IPv6 addresses cannot have interface labels"));
+                return Err(format!(
+                    "`{s}`: IPv6 addresses cannot have interface labels"
+                ));
             }
             spec.ifname = Some(ifname.to_string());
             spec.label = label;
@@ -149,7 +163,9 @@ fn parse_resource(tok: &str, group: usize, pos: usize) -> Result<ResourceKind, S
     };
     match ty.to_ascii_lowercase().as_str() {
         "ipaddr" | "ipaddr2" | "ipv6addr" => {
-            let arg = rest.ok_or_else(|| format!("`{tok}`: {ty} needs an address, e.g. `{ty}::10.0.0.10/24/eth0`"))?;
+            let arg = rest.ok_or_else(|| {
+                format!("`{tok}`: {ty} needs an address, e.g. `{ty}::10.0.0.10/24/eth0`")
+            })?;
             let spec = parse_ip_spec(arg)?;
             if ty.eq_ignore_ascii_case("ipv6addr") && !spec.addr.is_ipv6() {
                 return Err(format!("`{tok}`: IPv6addr needs an IPv6 address"));
@@ -162,7 +178,10 @@ fn parse_resource(tok: &str, group: usize, pos: usize) -> Result<ResourceKind, S
                 return Err(format!("`{tok}`: OCF resources are written `ocf:<provider>:<agent>[::param=value...]`, e.g. `ocf:heartbeat:Dummy`"));
             }
             let mut params = Vec::new();
-            for p in rest.map(|r| r.split("::").collect::<Vec<_>>()).unwrap_or_default() {
+            for p in rest
+                .map(|r| r.split("::").collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 let (k, v) = p
                     .split_once('=')
                     .ok_or_else(|| format!("`{tok}`: OCF parameter `{p}` must be `name=value`"))?;
@@ -180,11 +199,15 @@ fn parse_resource(tok: &str, group: usize, pos: usize) -> Result<ResourceKind, S
         }
         _ => {
             if ty.is_empty() || ty.contains('/') {
-                return Err(format!("`{tok}` is not a resource name (a script in resource.d or init.d)"));
+                return Err(format!(
+                    "`{tok}` is not a resource name (a script in resource.d or init.d)"
+                ));
             }
             Ok(ResourceKind::Script {
                 name: ty.to_string(),
-                args: rest.map(|r| r.split("::").map(str::to_string).collect()).unwrap_or_default(),
+                args: rest
+                    .map(|r| r.split("::").map(str::to_string).collect())
+                    .unwrap_or_default(),
                 path: PathBuf::new(),
             })
         }
@@ -192,7 +215,11 @@ fn parse_resource(tok: &str, group: usize, pos: usize) -> Result<ResourceKind, S
 }
 
 /// Parses haresources content against the node list from ha.cf.
-pub fn parse(file: &Path, content: &str, nodes: &[String]) -> Result<Vec<ResourceGroup>, ConfigErrors> {
+pub fn parse(
+    file: &Path,
+    content: &str,
+    nodes: &[String],
+) -> Result<Vec<ResourceGroup>, ConfigErrors> {
     let mut errs = ConfigErrors::default();
     let mut groups: Vec<ResourceGroup> = Vec::new();
     let mut ips: Vec<(IpAddr, usize)> = Vec::new();
@@ -200,14 +227,25 @@ pub fn parse(file: &Path, content: &str, nodes: &[String]) -> Result<Vec<Resourc
         let toks: Vec<&str> = l.text.split_whitespace().collect();
         let node = toks[0].to_ascii_lowercase();
         if !nodes.is_empty() && !nodes.contains(&node) {
-            errs.push(file, l.number, format!(
-                "preferred node `{}` is not a `node` in ha.cf (nodes: {})",
-                toks[0],
-                nodes.join(", ")
-            ));
+            errs.push(
+                file,
+                l.number,
+                format!(
+                    "preferred node `{}` is not a `node` in ha.cf (nodes: {})",
+                    toks[0],
+                    nodes.join(", ")
+                ),
+            );
         }
         if toks.len() < 2 {
-            errs.push(file, l.number, format!("group for `{}` lists no resources: `<node> <resource> [<resource> ...]`", toks[0]));
+            errs.push(
+                file,
+                l.number,
+                format!(
+                    "group for `{}` lists no resources: `<node> <resource> [<resource> ...]`",
+                    toks[0]
+                ),
+            );
             continue;
         }
         let gi = groups.len();
@@ -217,19 +255,37 @@ pub fn parse(file: &Path, content: &str, nodes: &[String]) -> Result<Vec<Resourc
                 Ok(kind) => {
                     if let ResourceKind::Ip(spec) = &kind {
                         if let Some((_, first)) = ips.iter().find(|(a, _)| *a == spec.addr) {
-                            errs.push(file, l.number, format!("address {} is already managed on line {first}", spec.addr));
+                            errs.push(
+                                file,
+                                l.number,
+                                format!("address {} is already managed on line {first}", spec.addr),
+                            );
                         }
                         ips.push((spec.addr, l.number));
                     }
-                    resources.push(Resource { raw: tok.to_string(), kind });
+                    resources.push(Resource {
+                        raw: tok.to_string(),
+                        kind,
+                    });
                 }
                 Err(e) => errs.push(file, l.number, e),
             }
         }
-        groups.push(ResourceGroup { preferred: node, resources, line: l.number });
+        groups.push(ResourceGroup {
+            preferred: node,
+            resources,
+            line: l.number,
+        });
     }
     if groups.len() > MAX_GROUPS {
-        errs.push(file, 0, format!("{} resource groups; at most {MAX_GROUPS} are supported", groups.len()));
+        errs.push(
+            file,
+            0,
+            format!(
+                "{} resource groups; at most {MAX_GROUPS} are supported",
+                groups.len()
+            ),
+        );
     }
     errs.into_result(groups)
 }
@@ -242,7 +298,12 @@ fn executable(p: &Path) -> bool {
 
 /// Finds every script and OCF agent on disk (so `hb check` catches a typo
 /// before a failover needs it), filling `Script::path`.
-pub fn resolve_scripts(file: &Path, groups: &mut [ResourceGroup], s: &ResourceSettings, errs: &mut ConfigErrors) {
+pub fn resolve_scripts(
+    file: &Path,
+    groups: &mut [ResourceGroup],
+    s: &ResourceSettings,
+    errs: &mut ConfigErrors,
+) {
     for g in groups.iter_mut() {
         for r in &mut g.resources {
             match &mut r.kind {
@@ -250,15 +311,23 @@ pub fn resolve_scripts(file: &Path, groups: &mut [ResourceGroup], s: &ResourceSe
                     let cands = [s.resource_dir.join(&*name), s.init_dir.join(&*name)];
                     match cands.iter().find(|p| executable(p)) {
                         Some(p) => *path = p.clone(),
-                        None => errs.push(file, g.line, format!(
+                        None => errs.push(
+                            file,
+                            g.line,
+                            format!(
                             "resource script `{name}` not found (or not executable) in {} or {}",
                             s.resource_dir.display(),
                             s.init_dir.display()
-                        )),
+                        ),
+                        ),
                     }
                 }
                 ResourceKind::Ocf(o) => {
-                    let p = s.ocf_root.join("resource.d").join(&o.provider).join(&o.agent);
+                    let p = s
+                        .ocf_root
+                        .join("resource.d")
+                        .join(&o.provider)
+                        .join(&o.agent);
                     if !executable(&p) {
                         errs.push(file, g.line, format!(
                             "OCF agent {} not found or not executable (install the agent, e.g. Debian's resource-agents package)",
@@ -284,17 +353,81 @@ mod tests {
     fn ip_specs_table() {
         let v4 = |s: &str| s.parse::<Ipv4Addr>().unwrap();
         let cases: &[(&str, IpSpec)] = &[
-            ("10.0.0.1", IpSpec { addr: "10.0.0.1".parse().unwrap(), prefix: None, ifname: None, label: None, broadcast: None }),
-            ("10.0.0.1/24", IpSpec { addr: "10.0.0.1".parse().unwrap(), prefix: Some(24), ifname: None, label: None, broadcast: None }),
-            ("10.0.0.1/24/eth0", IpSpec { addr: "10.0.0.1".parse().unwrap(), prefix: Some(24), ifname: Some("eth0".into()), label: None, broadcast: None }),
-            ("135.9.8.7/24/eth0:1/135.9.8.210", IpSpec { addr: "135.9.8.7".parse().unwrap(), prefix: Some(24), ifname: Some("eth0".into()), label: Some("eth0:1".into()), broadcast: Some(v4("135.9.8.210")) }),
-            ("10.0.0.1/24/10.0.0.255", IpSpec { addr: "10.0.0.1".parse().unwrap(), prefix: Some(24), ifname: None, label: None, broadcast: Some(v4("10.0.0.255")) }),
-            ("fd00::10/64/eth1", IpSpec { addr: "fd00::10".parse().unwrap(), prefix: Some(64), ifname: Some("eth1".into()), label: None, broadcast: None }),
+            (
+                "10.0.0.1",
+                IpSpec {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    prefix: None,
+                    ifname: None,
+                    label: None,
+                    broadcast: None,
+                },
+            ),
+            (
+                "10.0.0.1/24",
+                IpSpec {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    prefix: Some(24),
+                    ifname: None,
+                    label: None,
+                    broadcast: None,
+                },
+            ),
+            (
+                "10.0.0.1/24/eth0",
+                IpSpec {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    prefix: Some(24),
+                    ifname: Some("eth0".into()),
+                    label: None,
+                    broadcast: None,
+                },
+            ),
+            (
+                "135.9.8.7/24/eth0:1/135.9.8.210",
+                IpSpec {
+                    addr: "135.9.8.7".parse().unwrap(),
+                    prefix: Some(24),
+                    ifname: Some("eth0".into()),
+                    label: Some("eth0:1".into()),
+                    broadcast: Some(v4("135.9.8.210")),
+                },
+            ),
+            (
+                "10.0.0.1/24/10.0.0.255",
+                IpSpec {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    prefix: Some(24),
+                    ifname: None,
+                    label: None,
+                    broadcast: Some(v4("10.0.0.255")),
+                },
+            ),
+            (
+                "fd00::10/64/eth1",
+                IpSpec {
+                    addr: "fd00::10".parse().unwrap(),
+                    prefix: Some(64),
+                    ifname: Some("eth1".into()),
+                    label: None,
+                    broadcast: None,
+                },
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(&parse_ip_spec(s).unwrap(), want, "{s}");
         }
-        for bad in ["10.0.0.1/33", "10.0.0.1/0", "300.0.0.1", "0.0.0.0", "224.0.0.1", "10.0.0.1/24/eth0/x", "fd00::1/64/eth0:1", "10.0.0.1/24/eth0/1.1.1.1/x", "127.0.0.2"] {
+        for bad in [
+            "10.0.0.1/33",
+            "10.0.0.1/0",
+            "300.0.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "10.0.0.1/24/eth0/x",
+            "fd00::1/64/eth0:1",
+            "10.0.0.1/24/eth0/1.1.1.1/x",
+            "127.0.0.2",
+        ] {
             assert!(parse_ip_spec(bad).is_err(), "{bad} should fail");
         }
     }
@@ -311,14 +444,27 @@ BETA IPaddr2::10.0.0.12
         assert_eq!(g.len(), 3);
         assert_eq!(g[0].preferred, "alpha");
         assert_eq!(g[0].resources.len(), 4);
-        assert!(matches!(&g[0].resources[2].kind, ResourceKind::Script { name, args, .. }
-            if name == "Filesystem" && args == &["/dev/sda1", "/data", "ext3"]));
-        assert!(matches!(&g[0].resources[3].kind, ResourceKind::Script { name, args, .. } if name == "httpd" && args.is_empty()));
+        assert!(
+            matches!(&g[0].resources[2].kind, ResourceKind::Script { name, args, .. }
+            if name == "Filesystem" && args == &["/dev/sda1", "/data", "ext3"])
+        );
+        assert!(
+            matches!(&g[0].resources[3].kind, ResourceKind::Script { name, args, .. } if name == "httpd" && args.is_empty())
+        );
         assert_eq!(g[1].line, 2);
         match &g[1].resources[0].kind {
             ResourceKind::Ocf(o) => {
-                assert_eq!((o.provider.as_str(), o.agent.as_str()), ("heartbeat", "Dummy"));
-                assert_eq!(o.params, vec![("state".into(), "/tmp/d1".into()), ("fake".into(), "x".into())]);
+                assert_eq!(
+                    (o.provider.as_str(), o.agent.as_str()),
+                    ("heartbeat", "Dummy")
+                );
+                assert_eq!(
+                    o.params,
+                    vec![
+                        ("state".into(), "/tmp/d1".into()),
+                        ("fake".into(), "x".into())
+                    ]
+                );
                 assert_eq!(o.instance, "Dummy_1_0");
             }
             k => panic!("{k:?}"),
@@ -343,7 +489,9 @@ BETA IPaddr2::10.0.0.12
             ("alpha IPv6addr::10.0.0.1\n", "IPv6addr needs an IPv6 address"),
         ];
         for (src, want) in cases {
-            let e = parse(Path::new("haresources"), src, &nodes()).unwrap_err().to_string();
+            let e = parse(Path::new("haresources"), src, &nodes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{src:?}\n got: {e}\nwant: {want}");
         }
     }
@@ -355,7 +503,11 @@ BETA IPaddr2::10.0.0.12
         let id = dir.join("init.d");
         std::fs::create_dir_all(&rd).unwrap();
         std::fs::create_dir_all(&id).unwrap();
-        for (p, mode) in [(rd.join("web"), 0o755), (id.join("db"), 0o755), (rd.join("noexec"), 0o644)] {
+        for (p, mode) in [
+            (rd.join("web"), 0o755),
+            (id.join("db"), 0o755),
+            (rd.join("noexec"), 0o644),
+        ] {
             std::fs::write(&p, "#!/bin/sh\n").unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         }
@@ -374,13 +526,25 @@ BETA IPaddr2::10.0.0.12
             arp_interval: Default::default(),
         };
         let f = Path::new("haresources");
-        let mut g = parse(f, "alpha web db\nbeta noexec ocf:heartbeat:Nope\n", &nodes()).unwrap();
+        let mut g = parse(
+            f,
+            "alpha web db\nbeta noexec ocf:heartbeat:Nope\n",
+            &nodes(),
+        )
+        .unwrap();
         let mut errs = ConfigErrors::default();
         resolve_scripts(f, &mut g, &settings, &mut errs);
-        assert!(matches!(&g[0].resources[0].kind, ResourceKind::Script { path, .. } if *path == rd.join("web")));
-        assert!(matches!(&g[0].resources[1].kind, ResourceKind::Script { path, .. } if *path == id.join("db")));
+        assert!(
+            matches!(&g[0].resources[0].kind, ResourceKind::Script { path, .. } if *path == rd.join("web"))
+        );
+        assert!(
+            matches!(&g[0].resources[1].kind, ResourceKind::Script { path, .. } if *path == id.join("db"))
+        );
         let e = errs.to_string();
-        assert!(e.contains("haresources:2: resource script `noexec` not found (or not executable)"), "{e}");
+        assert!(
+            e.contains("haresources:2: resource script `noexec` not found (or not executable)"),
+            "{e}"
+        );
         assert!(e.contains("ocf/resource.d/heartbeat/Nope not found"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -186,8 +186,14 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Line { number: 1, text: "a b".into() },
-                Line { number: 4, text: "c d e".into() },
+                Line {
+                    number: 1,
+                    text: "a b".into()
+                },
+                Line {
+                    number: 4,
+                    text: "c d e".into()
+                },
             ]
         );
         let no_cont = lines("x \\\ny", false);
@@ -236,6 +242,9 @@ mod tests {
         let mut e = ConfigErrors::default();
         e.push(std::path::Path::new("/etc/ha.d/ha.cf"), 7, "bad");
         e.push(std::path::Path::new("/etc/ha.d/authkeys"), 0, "mode");
-        assert_eq!(e.to_string(), "/etc/ha.d/ha.cf:7: bad\n/etc/ha.d/authkeys: mode");
+        assert_eq!(
+            e.to_string(),
+            "/etc/ha.d/ha.cf:7: bad\n/etc/ha.d/authkeys: mode"
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! ignored directives, weak auth) are kept for `hb check` and the log.
 
 pub mod authkeys;
-pub mod haresources;
 pub mod hacf;
+pub mod haresources;
 pub mod lex;
 
 use std::{
@@ -54,9 +54,9 @@ impl Medium {
 
     pub fn port(&self) -> Option<u16> {
         match self {
-            Medium::Bcast { port, .. } | Medium::Mcast { port, .. } | Medium::Ucast { port, .. } => {
-                Some(*port)
-            }
+            Medium::Bcast { port, .. }
+            | Medium::Mcast { port, .. }
+            | Medium::Ucast { port, .. } => Some(*port),
             Medium::Serial { .. } => None,
         }
     }
@@ -302,12 +302,7 @@ impl Config {
             }
         };
         if let (Some(c), Some(g)) = (cfg.as_ref(), groups.as_mut()) {
-            haresources::resolve_scripts(
-                &dir.join("haresources"),
-                g,
-                &c.resources,
-                &mut errs,
-            );
+            haresources::resolve_scripts(&dir.join("haresources"), g, &c.resources, &mut errs);
         }
         let (Some(mut cfg), Some(groups), Some(auth)) = (cfg, groups, auth) else {
             return Err(errs);

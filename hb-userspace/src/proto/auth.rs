@@ -41,7 +41,11 @@ mod tests {
     }
 
     fn key(alg: AuthAlg, k: &[u8]) -> AuthKey {
-        AuthKey { index: 1, alg, key: k.to_vec() }
+        AuthKey {
+            index: 1,
+            alg,
+            key: k.to_vec(),
+        }
     }
 
     /// Heartbeat's classic-format test vector (reference notes 1.6): the same
@@ -64,7 +68,10 @@ mod tests {
     fn rfc4231_sha256_vector() {
         // RFC 4231 test case 2.
         assert_eq!(
-            hex(&compute(&key(AuthAlg::Sha256, b"Jefe"), b"what do ya want for nothing?")),
+            hex(&compute(
+                &key(AuthAlg::Sha256, b"Jefe"),
+                b"what do ya want for nothing?"
+            )),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
@@ -72,7 +79,10 @@ mod tests {
     #[test]
     fn crc32_vector_and_verify() {
         // CRC-32/ISO-HDLC check value.
-        assert_eq!(hex(&compute(&key(AuthAlg::Crc32, b""), b"123456789")), "cbf43926");
+        assert_eq!(
+            hex(&compute(&key(AuthAlg::Crc32, b""), b"123456789")),
+            "cbf43926"
+        );
         for alg in [AuthAlg::Sha256, AuthAlg::Sha1, AuthAlg::Md5, AuthAlg::Crc32] {
             let k = key(alg, b"k1");
             let mac = compute(&k, b"data");
@@ -81,7 +91,10 @@ mod tests {
             assert!(!verify(&k, b"datA", &mac));
             assert!(!verify(&k, b"data", &mac[1..]));
             if alg != AuthAlg::Crc32 {
-                assert!(!verify(&key(alg, b"k2"), b"data", &mac), "{alg:?}: wrong key");
+                assert!(
+                    !verify(&key(alg, b"k2"), b"data", &mac),
+                    "{alg:?}: wrong key"
+                );
             }
         }
     }

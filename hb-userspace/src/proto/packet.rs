@@ -27,7 +27,11 @@ pub enum DecodeError {
     #[error("key index {0} is not in authkeys")]
     UnknownKey(u8),
     #[error("key {index} is {want} in authkeys but the packet uses {got}")]
-    WrongAlg { index: u8, got: &'static str, want: &'static str },
+    WrongAlg {
+        index: u8,
+        got: &'static str,
+        want: &'static str,
+    },
     #[error("MAC verification failed (wrong key, forged or corrupted)")]
     BadMac,
     #[error("bad payload: {0}")]
@@ -96,7 +100,9 @@ pub fn decode(datagram: &[u8], cluster_id: u32, keys: &AuthKeys) -> Result<Heart
         Verdict::Malformed(r) => DecodeError::Malformed(r),
         Verdict::Ours { .. } => unreachable!("parse only errs on rejects"),
     })?;
-    let key = keys.get(header.key_index).ok_or(DecodeError::UnknownKey(header.key_index))?;
+    let key = keys
+        .get(header.key_index)
+        .ok_or(DecodeError::UnknownKey(header.key_index))?;
     if key.alg != header.alg {
         return Err(DecodeError::WrongAlg {
             index: header.key_index,
@@ -128,8 +134,16 @@ mod tests {
         AuthKeys {
             send: 1,
             keys: vec![
-                AuthKey { index: 1, alg: AuthAlg::Sha256, key: b"0123456789abcdef".to_vec() },
-                AuthKey { index: 2, alg: AuthAlg::Sha1, key: b"old-key-material".to_vec() },
+                AuthKey {
+                    index: 1,
+                    alg: AuthAlg::Sha256,
+                    key: b"0123456789abcdef".to_vec(),
+                },
+                AuthKey {
+                    index: 2,
+                    alg: AuthAlg::Sha1,
+                    key: b"old-key-material".to_vec(),
+                },
             ],
             warnings: vec![],
         }
@@ -162,7 +176,10 @@ mod tests {
             let d = encode(&info(), &payload(), k).unwrap();
             let hb = decode(&d, info().cluster_id, &ks).unwrap();
             assert_eq!(hb.payload, payload());
-            assert_eq!((hb.header.seq, hb.header.generation, hb.header.key_index), (9, 3, k.index));
+            assert_eq!(
+                (hb.header.seq, hb.header.generation, hb.header.key_index),
+                (9, 3, k.index)
+            );
             assert_eq!(mac_of(&d, &hb.header).len(), k.alg.mac_len());
         }
     }
@@ -173,13 +190,16 @@ mod tests {
         let d = encode(&info(), &payload(), &keys().keys[0]).unwrap();
         let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
         let want_prefix = concat!(
-            "48425850", "01", "01", "02", "01", // magic ver kind alg=sha256 key=1
+            "48425850", "01", "01", "02", "01",       // magic ver kind alg=sha256 key=1
             "12345678", // cluster
         );
         assert!(hex.starts_with(want_prefix), "{hex}");
         assert_eq!(d.len(), 48 + 19 + 32);
         // Payload: NAME alpha, DIGEST 77, HELD {0}.
-        assert_eq!(&d[48..67], &[1, 0, 5, b'a', b'l', b'p', b'h', b'a', 2, 0, 4, 0, 0, 0, 77, 3, 0, 1, 1]);
+        assert_eq!(
+            &d[48..67],
+            &[1, 0, 5, b'a', b'l', b'p', b'h', b'a', 2, 0, 4, 0, 0, 0, 77, 3, 0, 1, 1]
+        );
         // The MAC is HMAC-SHA256 over everything before it.
         let mac = auth::compute(&keys().keys[0], &d[..67]);
         assert_eq!(&d[67..], &mac[..]);
@@ -200,19 +220,42 @@ mod tests {
         let mut wrong_alg = good.clone();
         wrong_alg[7] = 2; // key 2 is sha1 but alg byte says sha256
         let forged_name = {
-            let p = Payload { node_name: "beta".into(), ..payload() };
+            let p = Payload {
+                node_name: "beta".into(),
+                ..payload()
+            };
             encode(&info(), &p, &ks.keys[0]).unwrap()
         };
-        let other_key = AuthKey { index: 1, alg: AuthAlg::Sha256, key: b"attacker".to_vec() };
+        let other_key = AuthKey {
+            index: 1,
+            alg: AuthAlg::Sha256,
+            key: b"attacker".to_vec(),
+        };
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            ("foreign", encode(&SendInfo { cluster_id: 1, ..info() }, &payload(), &ks.keys[0]).unwrap(), "foreign_cluster"),
+            (
+                "foreign",
+                encode(
+                    &SendInfo {
+                        cluster_id: 1,
+                        ..info()
+                    },
+                    &payload(),
+                    &ks.keys[0],
+                )
+                .unwrap(),
+                "foreign_cluster",
+            ),
             ("truncated", good[..good.len() - 1].to_vec(), "malformed"),
             ("flipped payload bit", flip(50), "bad_mac"),
             ("flipped seq bit", flip(31), "bad_mac"),
             ("flipped mac bit", flip(good.len() - 1), "bad_mac"),
             ("unknown key", unknown_key, "unknown_key"),
             ("wrong alg", wrong_alg, "unknown_key"),
-            ("wrong secret", encode(&info(), &payload(), &other_key).unwrap(), "bad_mac"),
+            (
+                "wrong secret",
+                encode(&info(), &payload(), &other_key).unwrap(),
+                "bad_mac",
+            ),
             ("name/id mismatch", forged_name, "name_mismatch"),
             ("empty", vec![], "malformed"),
         ];

@@ -73,7 +73,11 @@ impl Payload {
         }
         put(out, T_NAME, self.node_name.as_bytes());
         put(out, T_DIGEST, &self.digest.to_be_bytes());
-        for (ty, set) in [(T_HELD, &self.held), (T_STANDBY, &self.standby), (T_FAILED, &self.failed)] {
+        for (ty, set) in [
+            (T_HELD, &self.held),
+            (T_STANDBY, &self.standby),
+            (T_FAILED, &self.failed),
+        ] {
             if !set.is_empty() {
                 put(out, ty, set.as_bytes());
             }
@@ -130,7 +134,9 @@ impl Payload {
                     if v.is_empty() || v.len() > MAX_NAME {
                         return Err(PayloadError::BadName);
                     }
-                    p.node_name = std::str::from_utf8(v).map_err(|_| PayloadError::BadName)?.to_string();
+                    p.node_name = std::str::from_utf8(v)
+                        .map_err(|_| PayloadError::BadName)?
+                        .to_string();
                     name = true;
                 }
                 T_DIGEST => {
@@ -142,7 +148,10 @@ impl Payload {
                 T_FAILED => p.failed = GroupSet::from_bytes(v),
                 T_PING => {
                     let a: [u8; 4] = v.try_into().map_err(|_| bad())?;
-                    p.ping = Some((u16::from_be_bytes([a[0], a[1]]), u16::from_be_bytes([a[2], a[3]])));
+                    p.ping = Some((
+                        u16::from_be_bytes([a[0], a[1]]),
+                        u16::from_be_bytes([a[2], a[3]]),
+                    ));
                 }
                 T_TAKEOVER => {
                     if v.len() < 4 {
@@ -208,7 +217,10 @@ mod tests {
     #[test]
     fn minimal_and_unknown_fields() {
         let mut out = Vec::new();
-        let p = Payload { node_name: "b".into(), ..Default::default() };
+        let p = Payload {
+            node_name: "b".into(),
+            ..Default::default()
+        };
         p.encode(&mut out).unwrap();
         out.extend_from_slice(&[200, 0, 2, 9, 9]); // unknown type: skipped
         assert_eq!(Payload::decode(&out).unwrap(), p);
@@ -222,11 +234,20 @@ mod tests {
             (&[1, 0, 0], PayloadError::BadName),
             (&[1, 0, 2, 0xff, 0xfe], PayloadError::BadName),
             (&[1, 0, 1, b'a', 1, 0, 1, b'b'], PayloadError::Duplicate(1)),
-            (&[1, 0, 1, b'a', 2, 0, 3, 0, 0, 0], PayloadError::BadLength { ty: 2, len: 3 }),
+            (
+                &[1, 0, 1, b'a', 2, 0, 3, 0, 0, 0],
+                PayloadError::BadLength { ty: 2, len: 3 },
+            ),
             (&[1, 0, 1, b'a'], PayloadError::Missing("DIGEST")),
             (&[2, 0, 4, 0, 0, 0, 0], PayloadError::Missing("NAME")),
-            (&[1, 0, 1, b'a', 2, 0, 4, 0, 0, 0, 0, 6, 0, 1, 0], PayloadError::BadLength { ty: 6, len: 1 }),
-            (&[1, 0, 1, b'a', 2, 0, 4, 0, 0, 0, 0, 7, 0, 2, 0, 0], PayloadError::BadLength { ty: 7, len: 2 }),
+            (
+                &[1, 0, 1, b'a', 2, 0, 4, 0, 0, 0, 0, 6, 0, 1, 0],
+                PayloadError::BadLength { ty: 6, len: 1 },
+            ),
+            (
+                &[1, 0, 1, b'a', 2, 0, 4, 0, 0, 0, 0, 7, 0, 2, 0, 0],
+                PayloadError::BadLength { ty: 7, len: 2 },
+            ),
         ];
         for (bytes, want) in cases {
             assert_eq!(Payload::decode(bytes).as_ref(), Err(want), "{bytes:?}");
@@ -243,7 +264,10 @@ mod tests {
         let mut out = vec![9];
         assert!(matches!(p.encode(&mut out), Err(PayloadError::TooLarge(_))));
         assert_eq!(out, vec![9], "nothing appended on error");
-        let long = Payload { node_name: "x".repeat(65), ..Default::default() };
+        let long = Payload {
+            node_name: "x".repeat(65),
+            ..Default::default()
+        };
         assert_eq!(long.encode(&mut Vec::new()), Err(PayloadError::BadName));
     }
 }

@@ -101,9 +101,9 @@ mod tests {
             (0, 5, 3, Fresh { restarted: false }), // reordered, inside window
             (0, 5, 3, Duplicate),
             (0, 5, 100, Fresh { restarted: false }),
-            (0, 5, 36, Replay), // 100 - 36 >= 64
+            (0, 5, 36, Replay),                     // 100 - 36 >= 64
             (0, 5, 37, Fresh { restarted: false }), // 63 back: inside the window
-            (1, 5, 30, Replay), // older than the node's window, on any link
+            (1, 5, 30, Replay),                     // older than the node's window, on any link
             (1, 5, 40, Fresh { restarted: false }), // lost on link 1 earlier, still fresh
             (0, 4, 1000, OldGeneration),
             (0, 6, 1, Fresh { restarted: true }), // restart: windows reset
@@ -112,7 +112,11 @@ mod tests {
         ];
         let mut g = ReplayGuard::default();
         for (i, (link, gen, seq, want)) in steps.iter().enumerate() {
-            assert_eq!(g.check(*link, *gen, *seq), *want, "step {i}: link {link} gen {gen} seq {seq}");
+            assert_eq!(
+                g.check(*link, *gen, *seq),
+                *want,
+                "step {i}: link {link} gen {gen} seq {seq}"
+            );
         }
         assert_eq!(g.generation(), Some(6));
     }
