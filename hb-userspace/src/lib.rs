@@ -7,11 +7,15 @@
 
 pub mod config;
 pub mod gapstats;
+pub mod generation;
 pub mod groupset;
+pub mod logger;
 pub mod membership;
+pub mod net;
 pub mod netif;
 pub mod node;
 pub mod proto;
 pub mod resources;
 pub mod time;
+pub mod util;
 pub mod xdp;

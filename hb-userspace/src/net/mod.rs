@@ -1,0 +1,5 @@
+//! Heartbeat transports: UDP media, serial links, and ICMP ping targets.
+
+pub mod ping;
+pub mod serial;
+pub mod udp;
