@@ -6,6 +6,8 @@
 //! separate modules wired together by `engine`.
 
 pub mod config;
+pub mod control;
+pub mod engine;
 pub mod gapstats;
 pub mod generation;
 pub mod groupset;
@@ -16,6 +18,10 @@ pub mod netif;
 pub mod node;
 pub mod proto;
 pub mod resources;
+pub mod sender;
+pub mod status;
 pub mod time;
+pub mod trace;
+pub mod tune;
 pub mod util;
 pub mod xdp;

@@ -71,12 +71,29 @@ pub fn addresses() -> Vec<IfAddr> {
     out
 }
 
-/// The IPv4 broadcast address of `ifname` (first address that has one).
+/// The broadcast address of `addr/prefix`; `255.255.255.255` for /31 and
+/// /32 networks, which have none.
+pub fn subnet_broadcast(addr: Ipv4Addr, prefix: u8) -> Ipv4Addr {
+    if prefix >= 31 {
+        return Ipv4Addr::BROADCAST;
+    }
+    Ipv4Addr::from(u32::from(addr) | (u32::MAX >> prefix))
+}
+
+/// The IPv4 broadcast address of `ifname`'s first IPv4 address. When the
+/// kernel has none (`ip addr add` without `brd`, where getifaddrs reports
+/// the local address instead), it is computed from the prefix.
 pub fn broadcast_v4(ifname: &str) -> Option<Ipv4Addr> {
     addresses()
         .into_iter()
         .filter(|a| a.ifname == ifname)
-        .find_map(|a| a.broadcast)
+        .find_map(|a| match a.addr {
+            IpAddr::V4(v4) => Some(match a.broadcast {
+                Some(b) if b != v4 && !b.is_unspecified() => b,
+                _ => subnet_broadcast(v4, a.prefix_len),
+            }),
+            IpAddr::V6(_) => None,
+        })
 }
 
 /// Whether `ip` is assigned to any local interface.
@@ -110,5 +127,20 @@ mod tests {
         assert_eq!(ifname(idx).as_deref(), Some("lo"));
         assert!(ifindex("hb-no-such-if0").is_none());
         assert!(is_local(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn computed_broadcasts() {
+        let a: Ipv4Addr = "10.200.0.1".parse().unwrap();
+        assert_eq!(
+            subnet_broadcast(a, 24),
+            "10.200.0.255".parse::<Ipv4Addr>().unwrap()
+        );
+        assert_eq!(
+            subnet_broadcast(a, 8),
+            "10.255.255.255".parse::<Ipv4Addr>().unwrap()
+        );
+        assert_eq!(subnet_broadcast(a, 31), Ipv4Addr::BROADCAST);
+        assert_eq!(subnet_broadcast(a, 32), Ipv4Addr::BROADCAST);
     }
 }

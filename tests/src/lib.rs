@@ -2,5 +2,6 @@
 //! RAII network namespaces and veth pairs, crafted frames, and (later) a
 //! harness that runs whole hb clusters in namespaces.
 
+pub mod cluster;
 pub mod frames;
 pub mod netns;

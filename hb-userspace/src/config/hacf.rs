@@ -553,7 +553,8 @@ impl Builder<'_> {
                     }
                 }
             }
-            "control_socket" | "state_dir" | "resource_dir" | "init_dir" | "ocf_root" => {
+            "control_socket" | "state_dir" | "rsctmp_dir" | "resource_dir" | "init_dir"
+            | "ocf_root" => {
                 if let Some(v) = self.one(line, d, args, "an absolute path") {
                     if !v.starts_with('/') {
                         self.err(line, format!("`{d} {v}`: must be an absolute path"));
@@ -563,6 +564,7 @@ impl Builder<'_> {
                     match d {
                         "control_socket" => self.control_socket = p,
                         "state_dir" => self.state_dir = p,
+                        "rsctmp_dir" => self.res.rsctmp_dir = p,
                         "resource_dir" => self.res.resource_dir = p,
                         "init_dir" => self.res.init_dir = p,
                         _ => self.res.ocf_root = p,
@@ -719,6 +721,7 @@ pub fn parse(file: &Path, content: &str, local_name: &str) -> Result<Config, Con
         control_socket: PathBuf::from("/run/hb/hb.sock"),
         state_dir: PathBuf::from("/var/lib/hb"),
         res: ResourceSettings {
+            rsctmp_dir: PathBuf::from("/run/resource-agents"),
             resource_dir: PathBuf::from("/etc/ha.d/resource.d"),
             init_dir: PathBuf::from("/etc/init.d"),
             ocf_root: PathBuf::from("/usr/lib/ocf"),

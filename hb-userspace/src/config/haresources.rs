@@ -512,6 +512,7 @@ BETA IPaddr2::10.0.0.12
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         }
         let settings = ResourceSettings {
+            rsctmp_dir: dir.join("tmp"),
             resource_dir: rd.clone(),
             init_dir: id.clone(),
             ocf_root: dir.join("ocf"),

@@ -152,6 +152,8 @@ pub struct Timing {
 /// Resource execution settings (hb extensions, with Heartbeat's defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceSettings {
+    /// HA_RSCTMP for scripts and agents (default /run/resource-agents).
+    pub rsctmp_dir: PathBuf,
     pub resource_dir: PathBuf,
     pub init_dir: PathBuf,
     pub ocf_root: PathBuf,

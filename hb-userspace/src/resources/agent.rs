@@ -226,11 +226,11 @@ pub async fn run(inv: &Invocation, verb: &str) -> std::io::Result<RunResult> {
 }
 
 /// Environment common to every script (Heartbeat's HA_* variables).
-pub fn heartbeat_env(node: &str, config_dir: &Path) -> HashMap<String, String> {
+pub fn heartbeat_env(node: &str, config_dir: &Path, rsctmp: &Path) -> HashMap<String, String> {
     let mut env = HashMap::new();
     env.insert("HA_CURHOST".into(), node.to_string());
     env.insert("HA_DIR".into(), config_dir.display().to_string());
-    env.insert("HA_RSCTMP".into(), "/run/resource-agents".into());
+    env.insert("HA_RSCTMP".into(), rsctmp.display().to_string());
     env.insert(
         "PATH".into(),
         std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
@@ -371,7 +371,7 @@ mod tests {
         let inv = Invocation {
             program: script.clone(),
             args: vec!["arg1".into()],
-            env: heartbeat_env("alpha", &dir),
+            env: heartbeat_env("alpha", &dir, &dir),
             timeout: Duration::from_millis(300),
             name: "svc".into(),
         };

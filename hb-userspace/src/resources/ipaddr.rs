@@ -144,9 +144,9 @@ fn message(a: &Addr) -> AddressMessage {
     m.attributes.push(AddressAttribute::Local(a.addr));
     m.attributes.push(AddressAttribute::Address(a.addr));
     if let IpAddr::V4(v4) = a.addr {
-        let brd = a.broadcast.or_else(|| {
-            (a.prefix < 31).then(|| Ipv4Addr::from(u32::from(v4) | (u32::MAX >> a.prefix)))
-        });
+        let brd = a
+            .broadcast
+            .or_else(|| (a.prefix < 31).then(|| netif::subnet_broadcast(v4, a.prefix)));
         if let Some(b) = brd {
             m.attributes.push(AddressAttribute::Broadcast(b));
         }

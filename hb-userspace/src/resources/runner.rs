@@ -43,7 +43,7 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(cfg: Arc<Config>) -> Self {
-        let env = agent::heartbeat_env(cfg.local_name(), &cfg.dir);
+        let env = agent::heartbeat_env(cfg.local_name(), &cfg.dir, &cfg.resources.rsctmp_dir);
         Runner {
             cfg,
             env,
