@@ -307,11 +307,40 @@ impl Cluster {
         ]);
     }
 
-    /// The machine dies: daemon killed, all its links down.
+    /// The machine dies: daemon killed, links down, and what a reboot
+    /// loses is gone (service addresses, agents' tmpfs state).
     pub fn power_off(&mut self, i: usize) {
         self.kill(i);
         for l in 0..self.spec.links {
             self.link(i, l, false);
+            let eth = format!("eth{l}");
+            let own = node_ip(i, l);
+            for line in self.nodes[i]
+                .ns
+                .ip(&["-o", "addr", "show", "dev", &eth])
+                .lines()
+            {
+                let Some(cidr) = line
+                    .split_whitespace()
+                    .skip_while(|w| *w != "inet" && *w != "inet6")
+                    .nth(1)
+                else {
+                    continue;
+                };
+                if !cidr.starts_with(&format!("{own}/")) && !cidr.starts_with("fe80:") {
+                    self.nodes[i].ns.ip(&["addr", "del", cidr, "dev", &eth]);
+                }
+            }
+        }
+        let tmp = self.nodes[i].dir.join("rsctmp");
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).unwrap();
+    }
+
+    /// Links back up after `power_off` (start the daemon separately).
+    pub fn power_on(&mut self, i: usize) {
+        for l in 0..self.spec.links {
+            self.link(i, l, true);
         }
     }
 
