@@ -638,7 +638,11 @@ impl Engine {
                     let desc = self.cfg.groups[req.group].resources[req.resource]
                         .raw
                         .clone();
-                    log::info!("group {}: {:?} {desc}", req.group, req.op);
+                    if req.op == crate::resources::manager::OpKind::Monitor {
+                        log::debug!("group {}: monitor {desc}", req.group);
+                    } else {
+                        log::info!("group {}: {:?} {desc}", req.group, req.op);
+                    }
                     tokio::spawn(async move {
                         let o = runner.run(&req).await;
                         match &o {

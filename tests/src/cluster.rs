@@ -61,6 +61,8 @@ pub struct Spec {
     /// `bcast` (default) or `ucast`.
     pub media: &'static str,
     pub client: bool,
+    /// Also give every interface an IPv6 address (fd00:200:L::i+1/64).
+    pub ipv6: bool,
 }
 
 impl Default for Spec {
@@ -77,6 +79,7 @@ impl Default for Spec {
             extra: String::new(),
             media: "bcast",
             client: false,
+            ipv6: false,
         }
     }
 }
@@ -105,6 +108,10 @@ pub fn node_ip(i: usize, link: usize) -> String {
 
 pub const CLIENT_IP: &str = "10.200.0.100";
 
+pub fn node_ip6(i: usize, link: usize) -> String {
+    format!("fd00:200:{link}::{}", i + 1)
+}
+
 impl Cluster {
     pub fn new(spec: Spec) -> Cluster {
         require_root();
@@ -129,6 +136,16 @@ impl Cluster {
                 sw.ip(&["link", "set", &port, "master", &format!("br{l}")]);
                 sw.ip(&["link", "set", &port, "up"]);
                 ns.ip(&["addr", "add", &format!("{}/24", node_ip(i, l)), "dev", &eth]);
+                if spec.ipv6 {
+                    ns.ip(&[
+                        "addr",
+                        "add",
+                        &format!("{}/64", node_ip6(i, l)),
+                        "dev",
+                        &eth,
+                        "nodad",
+                    ]);
+                }
                 ns.ip(&["link", "set", &eth, "up"]);
                 ports.push(port);
             }
@@ -152,6 +169,9 @@ impl Cluster {
             sw.ip(&["link", "set", &port, "master", "br0"]);
             sw.ip(&["link", "set", &port, "up"]);
             c.ip(&["addr", "add", &format!("{CLIENT_IP}/24"), "dev", "eth0"]);
+            if spec.ipv6 {
+                c.ip(&["addr", "add", "fd00:200:0::100/64", "dev", "eth0", "nodad"]);
+            }
             c.ip(&["link", "set", "eth0", "up"]);
             c
         });
@@ -199,6 +219,16 @@ impl Cluster {
             d.display(),
             s.extra
         )
+    }
+
+    /// Replaces node `i`'s ha.cf (call before `start`).
+    pub fn set_hacf(&self, i: usize, content: &str) {
+        fs::write(self.nodes[i].dir.join("ha.cf"), content).unwrap();
+    }
+
+    /// Replaces node `i`'s haresources.
+    pub fn set_haresources(&self, i: usize, content: &str) {
+        fs::write(self.nodes[i].dir.join("haresources"), content).unwrap();
     }
 
     pub fn write_config(&self, i: usize) {

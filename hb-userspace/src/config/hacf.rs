@@ -689,6 +689,24 @@ impl Builder<'_> {
     }
 }
 
+/// The `node` names of `ha.cf` content, even when other lines are invalid
+/// (so haresources can be checked against them in the same run).
+pub fn node_names(content: &str) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for l in lex::lines(content, false) {
+        let t = lex::tokens(&l.text);
+        if t[0].eq_ignore_ascii_case("node") {
+            for n in &t[1..] {
+                let n = n.to_ascii_lowercase();
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Parses `ha.cf` content. `local_name` is this node's name (`uname -n` or
 /// `--node`). The returned config has empty `groups` and `auth`.
 pub fn parse(file: &Path, content: &str, local_name: &str) -> Result<Config, ConfigErrors> {

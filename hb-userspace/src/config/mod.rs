@@ -294,7 +294,10 @@ impl Config {
                 None
             }
         };
-        let nodes: Vec<String> = cfg.as_ref().map(|c| c.nodes.clone()).unwrap_or_default();
+        let nodes: Vec<String> = cfg
+            .as_ref()
+            .map(|c| c.nodes.clone())
+            .unwrap_or_else(|| hacf::node_names(&hacf_src));
         let groups = haresources::parse(&dir.join("haresources"), &hares_src, &nodes);
         let mut groups = match groups {
             Ok(g) => Some(g),
