@@ -161,12 +161,18 @@ fn heartbeat(ctx: &XdpContext, payload: usize, udp_len: usize) -> u32 {
         } => (node_id, generation, seq),
         Verdict::Foreign { cluster_id } => {
             count(Counter::Foreign);
-            debug!(ctx, "hb: dropped heartbeat of foreign cluster {:x}", cluster_id);
+            debug!(
+                ctx,
+                "hb: dropped heartbeat of foreign cluster {:x}", cluster_id
+            );
             return xdp_action::XDP_DROP;
         }
         Verdict::Malformed(reject) => {
             count(reject.counter());
-            debug!(ctx, "hb: dropped malformed heartbeat (reason {})", reject as u8);
+            debug!(
+                ctx,
+                "hb: dropped malformed heartbeat (reason {})", reject as u8
+            );
             return xdp_action::XDP_DROP;
         }
     };
@@ -174,9 +180,12 @@ fn heartbeat(ctx: &XdpContext, payload: usize, udp_len: usize) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let ifindex = ctx.ingress_ifindex() as u32;
     let key = PeerKey { node_id, ifindex };
-    let Some(peer) = HB_PEERS.get_ptr_mut(&key) else {
+    let Some(peer) = HB_PEERS.get_ptr_mut(key) else {
         count(Counter::UnknownNode);
-        debug!(ctx, "hb: dropped heartbeat of unknown node {:x} on if {}", node_id, ifindex);
+        debug!(
+            ctx,
+            "hb: dropped heartbeat of unknown node {:x} on if {}", node_id, ifindex
+        );
         return xdp_action::XDP_DROP;
     };
     let prev = unsafe {

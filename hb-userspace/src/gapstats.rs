@@ -10,24 +10,13 @@ const SUB: u32 = 8;
 /// holds `[2^log2 * (1 + frac/8), 2^log2 * (1 + (frac+1)/8))` ns.
 const MIN_LOG2: u32 = 9;
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GapStats {
     pub count: u64,
     pub sum_ns: u128,
     pub max_ns: u64,
     /// Sparse buckets: (index, count), sorted by index.
     buckets: Vec<(u16, u64)>,
-}
-
-impl Default for GapStats {
-    fn default() -> Self {
-        GapStats {
-            count: 0,
-            sum_ns: 0,
-            max_ns: 0,
-            buckets: Vec::new(),
-        }
-    }
 }
 
 fn bucket_of(ns: u64) -> u16 {

@@ -1,6 +1,13 @@
-//! The demo cluster (filled in once the daemon runs).
-use std::path::Path;
+//! `cargo xtask demo`: builds hb and runs the narrated two-node demo
+//! cluster (tests/src/bin/hb-demo.rs) in network namespaces. Needs root.
+use std::{path::Path, process::Command};
 
-pub fn demo(_ws: &Path, _args: &[String]) -> Result<(), String> {
-    Err("the demo is not implemented yet".into())
+pub fn demo(ws: &Path, args: &[String]) -> Result<(), String> {
+    crate::require_root("the demo creates network namespaces and loads XDP")?;
+    crate::run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["run", "--quiet", "-p", "hb-tests", "--bin", "hb-demo", "--"])
+            .args(args)
+            .current_dir(ws),
+    )
 }

@@ -18,7 +18,11 @@ use std::{
     process::{Command, ExitCode},
 };
 
-include!("../../hb-userspace/build_ebpf.rs");
+/// The eBPF build recipe shared with hb-userspace/build.rs.
+mod ebpf {
+    include!("../../hb-userspace/build_ebpf.rs");
+}
+use ebpf::{build_ebpf, ebpf_target_dir};
 
 pub const BPF_LINKER_VERSION: &str = "0.10.4";
 
@@ -56,11 +60,72 @@ impl CurrentDirIfUnset for Command {
     }
 }
 
+/// Refuses politely when not root.
+pub fn require_root(why: &str) -> Result<(), String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("1").to_string())
+        })
+        .unwrap_or_default();
+    if uid == "0" {
+        Ok(())
+    } else {
+        Err(format!(
+            "must run as root: {why} (try `sudo -E cargo xtask ...`)"
+        ))
+    }
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Debian packages the tests, the demo and the benchmarks use.
+pub const DEB_PACKAGES: &[&str] = &[
+    "iproute2",        // ip, bridge, tc (netns tests, netem)
+    "iputils-ping",    // client pings
+    "procps",          // pgrep
+    "socat",           // serial links on pty pairs
+    "resource-agents", // OCF Dummy and IPaddr2, send_arp
+    "keepalived",      // benchmark baseline
+    "stress-ng",       // CPU starvation benchmark
+    "gnuplot-nox",     // benchmark plots
+    "kmod",            // modprobe sch_netem
+];
+
+fn missing_packages() -> Vec<&'static str> {
+    DEB_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 fn setup() -> Result<(), String> {
+    let missing = missing_packages();
+    if !missing.is_empty() {
+        if require_root("installing Debian packages").is_ok() {
+            run(Command::new("apt-get").arg("update").arg("-qq"))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        } else {
+            eprintln!(
+                "missing Debian packages (install as root): apt-get install {}",
+                missing.join(" ")
+            );
+        }
+    }
     run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     let have = Command::new("bpf-linker")
         .arg("--version")
@@ -69,16 +134,27 @@ fn setup() -> Result<(), String> {
         .unwrap_or_default();
     if have.contains(BPF_LINKER_VERSION) {
         eprintln!("bpf-linker {BPF_LINKER_VERSION} already installed");
-        return Ok(());
+    } else {
+        // 0.11+ needs a system LLVM 23 that Debian 12 lacks; 0.10.4 uses the
+        // Rust toolchain's own libLLVM (see ../shared/docs/ebpf-toolchain.md).
+        run(cargo().args([
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--locked",
+            "--force",
+        ]))?;
     }
-    // 0.11+ needs a system LLVM 23 that Debian 12 lacks; 0.10.4 uses the
-    // Rust toolchain's own libLLVM (see ../shared/docs/ebpf-toolchain.md).
-    run(cargo().args([
-        "install",
-        &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-        "--locked",
-        "--force",
-    ]))
+    if Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+    {
+        eprintln!("cargo-fuzz already installed");
+    } else {
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    Ok(())
 }
 
 fn lint_ebpf() -> Result<(), String> {
@@ -102,6 +178,8 @@ fn lint_ebpf() -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
+    setup()?;
+    require_root("the integration tests create network namespaces and load XDP programs")?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -142,7 +220,7 @@ fn main() -> ExitCode {
         "run" => run(cargo().args(["build", "--release", "-p", "hb-userspace"]))
             .and_then(|_| run(Command::new(workspace().join("target/release/hb")).args(&rest))),
         "test" => test(&rest),
-        "demo" => demo::demo(&workspace(), &rest),
+        "demo" => setup().and_then(|_| demo::demo(&workspace(), &rest)),
         "bench" => bench::bench(&workspace(), &rest),
         "fuzz" => {
             let secs = rest.first().and_then(|s| s.parse().ok()).unwrap_or(60);

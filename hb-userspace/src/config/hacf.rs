@@ -695,7 +695,7 @@ pub fn node_names(content: &str) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for l in lex::lines(content, false) {
         let t = lex::tokens(&l.text);
-        if t[0].eq_ignore_ascii_case("node") {
+        if t.first().is_some_and(|d| d.eq_ignore_ascii_case("node")) {
             for n in &t[1..] {
                 let n = n.to_ascii_lowercase();
                 if !v.contains(&n) {
@@ -756,7 +756,14 @@ pub fn parse(file: &Path, content: &str, local_name: &str) -> Result<Config, Con
     };
     for l in lex::lines(content, false) {
         let toks = lex::tokens(&l.text);
-        let d = toks[0].to_ascii_lowercase();
+        let Some(first) = toks.first() else {
+            b.err(
+                l.number,
+                format!("`{}` is not a directive line (only separators)", l.text),
+            );
+            continue;
+        };
+        let d = first.to_ascii_lowercase();
         b.directive(l.number, &d, &toks[1..], &l.text);
     }
     finish(b, local_name)

@@ -158,7 +158,14 @@ mod tests {
             ..Default::default()
         };
         let ping = |n: u16, v: NodeView| NodeView { ping: Some(n), ..v };
-        let cases: Vec<(&str, Vec<NodeView>, usize, AutoFailback, Option<usize>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<NodeView>,
+            usize,
+            AutoFailback,
+            Option<usize>,
+        );
+        let cases: Vec<Case> = vec![
             ("on: preferred up", vec![up(), up()], 0, On, Some(0)),
             (
                 "on: preferred dead -> other",
