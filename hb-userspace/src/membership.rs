@@ -10,9 +10,12 @@
 //! after a partition, or restarted with a new generation). Per link (node x
 //! medium) the same without `Init` grace. A node is up while *any* link
 //! hears it. Late heartbeats (gap > warntime) are reported with the measured
-//! gap. The caller must feed every queued heartbeat before calling
-//! `handle_timeout`, so a starved daemon never declares a node dead because
-//! it did not get to read its heartbeats.
+//! gap; a gap longer than deadtime means the node *was* dead (Heartbeat's
+//! rule), reported as a death and an immediate return. The caller must feed
+//! every queued heartbeat before calling `handle_timeout`, so a starved
+//! daemon never declares a node dead because it did not get to read its
+//! heartbeats - and with kernel timestamps, never mistakes its own
+//! starvation for a late heartbeat either.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -42,6 +45,9 @@ pub enum DeadReason {
     NeverHeard,
     /// Announced a graceful shutdown.
     Shutdown,
+    /// A heartbeat arrived more than deadtime after the previous one: the
+    /// node was dead in between (it is back at once).
+    LateHeartbeat,
 }
 
 /// An authenticated heartbeat, as fed to the state machine.
@@ -116,6 +122,10 @@ pub struct Peer {
     guard: ReplayGuard,
     pub duplicates: u64,
     pub replays: u64,
+    /// Times this node was declared dead.
+    pub deaths: u64,
+    /// Heartbeats that arrived later than warntime after the previous one.
+    pub late: u64,
 }
 
 impl Peer {
@@ -152,6 +162,8 @@ impl Membership {
                 guard: ReplayGuard::default(),
                 duplicates: 0,
                 replays: 0,
+                deaths: 0,
+                late: 0,
             })
             .collect();
         let mut m = Membership {
@@ -203,7 +215,7 @@ impl Membership {
         if a.node == self.local || a.node >= self.peers.len() {
             return ReplayVerdict::Duplicate;
         }
-        let warntime = self.timing.warntime;
+        let (warntime, deadtime) = (self.timing.warntime, self.timing.deadtime);
         let p = &mut self.peers[a.node];
         let verdict = p.guard.check(a.link, a.generation, a.seq);
         match verdict {
@@ -254,7 +266,19 @@ impl Membership {
                     p.last_gap = Some(gap);
                     p.gaps.record(gap);
                     if gap > warntime && p.state == NodeState::Up {
+                        p.late += 1;
                         self.events.push_back(Event::Late { node: a.node, gap });
+                    }
+                    if gap > deadtime && p.state == NodeState::Up {
+                        // Silent for longer than deadtime: dead in between,
+                        // alive again now (the NodeUp below).
+                        p.state = NodeState::Dead;
+                        p.deaths += 1;
+                        self.events.push_back(Event::NodeDead {
+                            node: a.node,
+                            silence: gap,
+                            reason: DeadReason::LateHeartbeat,
+                        });
                     }
                 }
             }
@@ -266,6 +290,7 @@ impl Membership {
         match (a.status, p.state) {
             (Status::Shutdown, NodeState::Up) | (Status::Shutdown, NodeState::Init) => {
                 p.state = NodeState::Dead;
+                p.deaths += 1;
                 p.since = a.at;
                 self.events.push_back(Event::NodeDead {
                     node: a.node,
@@ -315,6 +340,7 @@ impl Membership {
             match (p.state, p.last) {
                 (NodeState::Up, Some(last)) if now.since(last) > deadtime => {
                     p.state = NodeState::Dead;
+                    p.deaths += 1;
                     p.since = now;
                     self.events.push_back(Event::NodeDead {
                         node: i,
@@ -324,6 +350,7 @@ impl Membership {
                 }
                 (NodeState::Init, _) if now.since(self.started) >= initdead => {
                     p.state = NodeState::Dead;
+                    p.deaths += 1;
                     p.since = now;
                     self.events.push_back(Event::NodeDead {
                         node: i,
@@ -479,6 +506,37 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_gap_longer_than_deadtime_is_a_death_and_a_return() {
+        // Heartbeat's rule: an interval > deadtime marks the node dead.
+        let mut m = Membership::new(timing(), &nodes(2), 0, 1, t(0));
+        m.handle_heartbeat(t(0), hb(1, 0, t(0), 1));
+        drain(&mut m);
+        // The daemon was starved; the next heartbeat it reads was *stamped*
+        // 150 ms after the previous one (a real outage, deadtime 100 ms).
+        m.handle_heartbeat(t(150), hb(1, 0, t(150), 2));
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                Event::Late {
+                    node: 1,
+                    gap: 150 * MS
+                },
+                Event::NodeDead {
+                    node: 1,
+                    silence: 150 * MS,
+                    reason: DeadReason::LateHeartbeat
+                },
+                Event::NodeUp {
+                    node: 1,
+                    after_partition: true
+                },
+            ]
+        );
+        assert!(m.alive(1));
+        assert_eq!(m.peer(1).deaths, 1);
     }
 
     #[test]

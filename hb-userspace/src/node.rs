@@ -346,6 +346,12 @@ impl NodeCore {
                         fmt_ms(self.cfg.timing.initdead)
                     ),
                     DeadReason::Shutdown => log::info!("node {} shut down", name(node)),
+                    DeadReason::LateHeartbeat => log::error!(
+                        "node {} was dead: a heartbeat arrived {} after the previous one (deadtime {})",
+                        name(node),
+                        fmt_ms(silence),
+                        fmt_ms(self.cfg.timing.deadtime)
+                    ),
                 },
                 Event::LinkUp { node, link } => log::info!("link {}:{link} up", name(node)),
                 Event::LinkDead {

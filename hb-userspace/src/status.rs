@@ -32,6 +32,8 @@ pub struct NodeStatus {
     pub max_gap_ms: Option<f64>,
     pub p99_gap_ms: Option<f64>,
     pub late_gaps: u64,
+    /// Times this node was declared dead since the daemon started.
+    pub deaths: u64,
     pub heartbeats: u64,
     pub same_config: bool,
     pub held: Vec<usize>,
@@ -181,13 +183,15 @@ impl StatusReport {
             };
             let _ = writeln!(
                 o,
-                "  {:<16} {:<6} {:>10} {:>10} {:>10} {:>10}  {:<8} {:<8} {:<8}",
+                "  {:<16} {:<6} {:>10} {:>10} {:>10} {:>10} {:>5} {:>6}  {:<8} {:<8} {:<8}",
                 name,
                 state,
                 ms(n.last_heard_ms_ago),
                 ms(n.last_gap_ms),
                 ms(n.max_gap_ms),
                 ms(n.p99_gap_ms),
+                n.late_gaps,
+                n.deaths,
                 list(&n.held),
                 list(&n.standby),
                 list(&n.failed)
