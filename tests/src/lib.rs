@@ -4,4 +4,5 @@
 
 pub mod cluster;
 pub mod frames;
+pub mod netfault;
 pub mod netns;

@@ -32,7 +32,7 @@ fn many_addresses_in_one_batch_and_promote_secondaries() {
         .map(|i| format!("10.200.{}.{}", 8 + i / 200, 10 + i % 200))
         .collect();
     let hares = format!(
-        "node0 {}\nnode0 10.200.0.60/24/eth0\n",
+        "node0 {}\nnode0 10.200.0.60/24/eth0:web\n",
         vips.iter()
             .map(|v| format!("{v}/16/eth0"))
             .collect::<Vec<_>>()
@@ -282,4 +282,40 @@ fn standby_and_takeover_in_an_active_active_pair() {
     let out = c.hb(0, &["standby", "sideways"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`sideways`: say all, local or foreign"));
+}
+
+#[test]
+fn respawn_restarts_a_program_and_stops_it_at_shutdown() {
+    let mut c = Cluster::new(Spec::default());
+    c.install_script(
+        "helper",
+        "#!/bin/sh\necho $$ >> \"$0.pids\"\nexec sleep 1000\n",
+    );
+    let helper = c.nodes[0].dir.join("resource.d/helper");
+    c.set_hacf(
+        0,
+        &format!("{}respawn root {}\n", c.hacf(0), helper.display()),
+    );
+    c.start(0);
+    let pids = |_: &Cluster| -> Vec<i32> {
+        std::fs::read_to_string(helper.with_extension("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    };
+    c.wait(T, "helper started", |c| pids(c).len() == 1);
+    let first = pids(&c)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    c.wait(T, "helper restarted after it died", |c| pids(c).len() == 2);
+    let second = pids(&c)[1];
+    assert!(c.log(0).contains("restarting in"), "{}", c.log(0));
+    c.stop(0, T);
+    c.wait(T, "helper stopped with the daemon", |_| {
+        !std::path::Path::new(&format!("/proc/{second}")).exists()
+    });
 }

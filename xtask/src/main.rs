@@ -93,7 +93,7 @@ pub const DEB_PACKAGES: &[&str] = &[
     "keepalived",      // benchmark baseline
     "stress-ng",       // CPU starvation benchmark
     "gnuplot-nox",     // benchmark plots
-    "kmod",            // modprobe sch_netem
+    "iptables",        // loss (statistic) and delay (NFQUEUE) injection
 ];
 
 fn missing_packages() -> Vec<&'static str> {
