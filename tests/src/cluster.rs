@@ -21,10 +21,14 @@ use std::{
 
 use crate::netns::{require_root, sh, unique, Child, Netns};
 
-/// Builds (once) and returns the `hb` binary.
+/// Builds (once) and returns the `hb` binary; `HB_BIN` overrides it (the
+/// benchmarks use a release build).
 pub fn hb_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(b) = std::env::var_os("HB_BIN") {
+            return PathBuf::from(b);
+        }
         let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
@@ -271,13 +275,28 @@ impl Cluster {
 
     /// Starts the daemon of node `i`.
     pub fn start(&mut self, i: usize) {
+        self.start_pinned(i, None);
+    }
+
+    /// Starts the daemon of node `i`, pinned to `cpus` (a taskset list).
+    pub fn start_pinned(&mut self, i: usize, cpus: Option<&str>) {
         assert!(self.nodes[i].daemon.is_none(), "node{i} already running");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let mut cmd = self.hb(i, &["run"]);
+        let mut cmd = match cpus {
+            Some(list) => {
+                let n = &self.nodes[i];
+                let mut t = Command::new("taskset");
+                t.args(["-c", list, "ip", "netns", "exec", &n.ns.name])
+                    .arg(hb_bin());
+                t.args(["-c", n.dir.to_str().unwrap(), "--node", &n.name, "run"]);
+                t
+            }
+            None => self.hb(i, &["run"]),
+        };
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

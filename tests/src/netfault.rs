@@ -43,7 +43,7 @@ fn nlmsg(msg_type: u16, flags: u16, seq: u32, queue: u16, attrs: &[(u16, Vec<u8>
         b.extend_from_slice(&(len as u16).to_ne_bytes());
         b.extend_from_slice(&t.to_ne_bytes());
         b.extend_from_slice(v);
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
     }

@@ -41,6 +41,31 @@ pub fn fuzz(ws: &Path, secs: u64) -> Result<(), String> {
     Ok(())
 }
 
-pub fn bench(_ws: &Path, _args: &[String]) -> Result<(), String> {
-    Err("benchmarks are not implemented yet".into())
+/// Builds release binaries and runs tests/src/bin/hb-bench: every figure
+/// and its baseline in one run, report in bench-report/ (README.md, PNGs,
+/// results.json). Arguments go to hb-bench (`--quick`, `--only LIST`,
+/// `--out DIR`).
+pub fn bench(ws: &Path, args: &[String]) -> Result<(), String> {
+    crate::require_root("benchmarks create network namespaces, load XDP and pin real-time load")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run(
+        Command::new(&cargo)
+            .args(["build", "--release", "-p", "hb-userspace", "--bin", "hb"])
+            .current_dir(ws),
+    )?;
+    crate::run(
+        Command::new(&cargo)
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "hb-tests",
+                "--bin",
+                "hb-bench",
+                "--",
+            ])
+            .args(args)
+            .env("HB_BIN", ws.join("target/release/hb"))
+            .current_dir(ws),
+    )
 }
