@@ -39,6 +39,7 @@ use tokio::{
 use crate::{
     config::{self, Config, Medium, TimestampSource},
     control::{self, Incoming, Reply, Request},
+    gapstats::GapStats,
     generation,
     groupset::GroupSet,
     membership::{Arrival, NodeState},
@@ -111,6 +112,41 @@ struct Engine {
     stop_children: watch::Sender<bool>,
     buf: Vec<u8>,
     serial_dropped: Vec<Arc<std::sync::atomic::AtomicU64>>,
+    /// Gap histograms of earlier runs (same timestamp source), for `hb tune`.
+    gap_history: BTreeMap<String, GapStats>,
+    last_persist: Mono,
+}
+
+/// Gap histograms kept across restarts (`state_dir/gaps.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GapHistory {
+    source: String,
+    nodes: BTreeMap<String, GapStats>,
+}
+
+fn load_gap_history(state_dir: &std::path::Path, source: &str) -> BTreeMap<String, GapStats> {
+    let path = state_dir.join("gaps.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return BTreeMap::new();
+    };
+    match serde_json::from_str::<GapHistory>(&text) {
+        Ok(h) if h.source == source => h.nodes,
+        Ok(h) => {
+            log::info!(
+                "{}: gaps were recorded with {} timestamps, now {source}: starting a new history",
+                path.display(),
+                h.source
+            );
+            BTreeMap::new()
+        }
+        Err(e) => {
+            log::warn!(
+                "{}: unreadable gap history ({e}); starting a new one",
+                path.display()
+            );
+            BTreeMap::new()
+        }
+    }
 }
 
 /// Runs the daemon until a graceful shutdown completes.
@@ -281,6 +317,7 @@ impl Engine {
         }
 
         let (op_tx, op_rx) = mpsc::channel(256);
+        let gap_history = load_gap_history(&cfg.state_dir, &ts_status.source);
         Ok(Engine {
             runner: Arc::new(Runner::new(cfg.clone())),
             cfg,
@@ -307,6 +344,8 @@ impl Engine {
             stop_children,
             buf: vec![0u8; 65536],
             serial_dropped,
+            gap_history,
+            last_persist: now,
         })
     }
 
@@ -417,7 +456,40 @@ impl Engine {
         }
     }
 
+    /// This run's gaps merged into the recorded history, per node.
+    fn merged_gaps(&self) -> BTreeMap<String, GapStats> {
+        let m = self.core.membership();
+        let mut all = self.gap_history.clone();
+        for (i, p) in m.peers().iter().enumerate() {
+            if i != m.local() && p.gaps.count > 0 {
+                all.entry(p.name.clone()).or_default().merge(&p.gaps);
+            }
+        }
+        all
+    }
+
+    /// Writes the merged gap history (atomically) to `state_dir/gaps.json`.
+    fn persist_gaps(&mut self) {
+        self.last_persist = Mono::now();
+        let h = GapHistory {
+            source: self.ts_status.source.clone(),
+            nodes: self.merged_gaps(),
+        };
+        let path = self.cfg.state_dir.join("gaps.json");
+        let tmp = self.cfg.state_dir.join("gaps.json.tmp");
+        let r = std::fs::write(&tmp, serde_json::to_vec(&h).expect("serializes"))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = r {
+            self.warn_limited("gaps", || {
+                format!("cannot save the gap history to {}: {e}", path.display())
+            });
+        }
+    }
+
     fn housekeeping(&mut self) {
+        if Mono::now().since(self.last_persist) >= Duration::from_secs(60) {
+            self.persist_gaps();
+        }
         // Ring records whose datagram never reached us (dropped by the socket
         // or rejected) must not accumulate.
         let now = Mono::now().as_nanos();
@@ -746,14 +818,7 @@ impl Engine {
                 }
             }
             Request::Gaps => {
-                let m = self.core.membership();
-                let gaps: BTreeMap<String, _> = m
-                    .peers()
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != m.local())
-                    .map(|(_, p)| (p.name.clone(), p.gaps.clone()))
-                    .collect();
+                let gaps = self.merged_gaps();
                 Reply::Json(
                     serde_json::json!({"ok": true, "source": self.ts_status.source, "keepalive_ms": ms(self.cfg.timing.keepalive), "warntime_ms": ms(self.cfg.timing.warntime), "deadtime_ms": ms(self.cfg.timing.deadtime), "gaps": gaps}),
                 )
@@ -927,6 +992,7 @@ impl Engine {
     }
 
     fn teardown(&mut self) {
+        self.persist_gaps();
         if let Some(s) = self.sender.take() {
             s.stop();
         }
