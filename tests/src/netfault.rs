@@ -71,6 +71,22 @@ fn send(fd: &OwnedFd, b: &[u8]) {
     }
 }
 
+/// Lets queued packet `id` go on (NF_ACCEPT).
+fn accept(fd: &OwnedFd, queue: u16, seq: u32, id: u32) {
+    let mut v = NF_ACCEPT.to_be_bytes().to_vec();
+    v.extend_from_slice(&id.to_be_bytes());
+    send(
+        fd,
+        &nlmsg(
+            NFQNL_MSG_VERDICT,
+            libc::NLM_F_REQUEST as u16,
+            seq,
+            queue,
+            &[(NFQA_VERDICT_HDR, v)],
+        ),
+    );
+}
+
 /// Packet ids of every NFQNL_MSG_PACKET in a netlink datagram.
 fn packet_ids(buf: &[u8]) -> Vec<u32> {
     let mut ids = Vec::new();
@@ -241,34 +257,12 @@ impl Impairment {
                 {
                     let Reverse((_, id)) = heap.pop().unwrap();
                     seq += 1;
-                    let mut v = NF_ACCEPT.to_be_bytes().to_vec();
-                    v.extend_from_slice(&id.to_be_bytes());
-                    send(
-                        &fd,
-                        &nlmsg(
-                            NFQNL_MSG_VERDICT,
-                            libc::NLM_F_REQUEST as u16,
-                            seq,
-                            queue,
-                            &[(NFQA_VERDICT_HDR, v)],
-                        ),
-                    );
+                    accept(&fd, queue, seq, id);
                 }
             }
             // Release whatever is still held.
             for Reverse((_, id)) in heap {
-                let mut v = NF_ACCEPT.to_be_bytes().to_vec();
-                v.extend_from_slice(&id.to_be_bytes());
-                send(
-                    &fd,
-                    &nlmsg(
-                        NFQNL_MSG_VERDICT,
-                        libc::NLM_F_REQUEST as u16,
-                        0,
-                        queue,
-                        &[(NFQA_VERDICT_HDR, v)],
-                    ),
-                );
+                accept(&fd, queue, 0, id);
             }
         });
         Impairment {

@@ -239,31 +239,50 @@ pub async fn run(
                 }
             }
             r = readable(s4.as_ref()), if s4.is_some() => {
-                let sock = s4.as_ref().expect("guarded");
-                let mut g = r?;
-                while let Ok(n) = g.try_io(|fd| recv(fd.get_ref(), &mut buf)) {
-                    let n = n?;
-                    if let Some(sq) = sock.parse(&buf[..n]) {
-                        if let Some((_, ti)) = owner.iter().find(|(s, _)| *s == sq) {
-                            if tx.send((*ti, Mono::now())).await.is_err() { return Ok(()); }
-                        }
-                    }
+                let seqs = read_replies(s4.as_ref().expect("guarded"), r?, &mut buf)?;
+                if !report(&owner, &seqs, &tx).await {
+                    return Ok(());
                 }
             }
             r = readable(s6.as_ref()), if s6.is_some() => {
-                let sock = s6.as_ref().expect("guarded");
-                let mut g = r?;
-                while let Ok(n) = g.try_io(|fd| recv(fd.get_ref(), &mut buf)) {
-                    let n = n?;
-                    if let Some(sq) = sock.parse(&buf[..n]) {
-                        if let Some((_, ti)) = owner.iter().find(|(s, _)| *s == sq) {
-                            if tx.send((*ti, Mono::now())).await.is_err() { return Ok(()); }
-                        }
-                    }
+                let seqs = read_replies(s6.as_ref().expect("guarded"), r?, &mut buf)?;
+                if !report(&owner, &seqs, &tx).await {
+                    return Ok(());
                 }
             }
         }
     }
+}
+
+/// Sequence numbers of every echo reply queued on `sock`.
+fn read_replies(
+    sock: &IcmpSocket,
+    mut g: tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>,
+    buf: &mut [u8],
+) -> io::Result<Vec<u16>> {
+    let mut seqs = Vec::new();
+    while let Ok(n) = g.try_io(|fd| recv(fd.get_ref(), buf)) {
+        if let Some(sq) = sock.parse(&buf[..n?]) {
+            seqs.push(sq);
+        }
+    }
+    Ok(seqs)
+}
+
+/// Reports the targets that answered; false when the receiver is gone.
+async fn report(
+    owner: &[(u16, usize)],
+    seqs: &[u16],
+    tx: &tokio::sync::mpsc::Sender<(usize, Mono)>,
+) -> bool {
+    for sq in seqs {
+        if let Some((_, ti)) = owner.iter().find(|(s, _)| s == sq) {
+            if tx.send((*ti, Mono::now())).await.is_err() {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 async fn readable(

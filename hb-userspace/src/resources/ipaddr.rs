@@ -213,14 +213,7 @@ pub fn apply(op: AddrOp, addrs: &[Addr]) -> Result<Vec<Result<(), IpError>>, IpE
         let mut rbuf = vec![0u8; 256 * 1024];
         while pending > 0 {
             let n = sock.recv(&mut &mut rbuf[..], 0)?;
-            let mut off = 0;
-            while off + 16 <= n {
-                let len = u32::from_ne_bytes(rbuf[off..off + 4].try_into().unwrap()) as usize;
-                if len < 16 || off + len > n {
-                    break;
-                }
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..off + len])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            for msg in messages(&rbuf[..n])? {
                 let seq = msg.header.sequence_number;
                 if let NetlinkPayload::Error(e) = msg.payload {
                     let idx = seq.wrapping_sub(base_seq) as usize;
@@ -249,7 +242,6 @@ pub fn apply(op: AddrOp, addrs: &[Addr]) -> Result<Vec<Result<(), IpError>>, IpE
                         pending -= 1;
                     }
                 }
-                off += (len + 3) & !3;
             }
         }
     }
@@ -257,6 +249,23 @@ pub fn apply(op: AddrOp, addrs: &[Addr]) -> Result<Vec<Result<(), IpError>>, IpE
         .into_iter()
         .map(|r| r.expect("every request acknowledged"))
         .collect())
+}
+
+/// The netlink messages of one received datagram, in order.
+fn messages(buf: &[u8]) -> io::Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+        if len < 16 || off + len > buf.len() {
+            break;
+        }
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        out.push(msg);
+        off += (len + 3) & !3;
+    }
+    Ok(out)
 }
 
 /// Which of `addrs` are currently configured on their interface.
@@ -286,14 +295,7 @@ pub fn present(addrs: &[Addr]) -> Result<Vec<bool>, IpError> {
         let mut rbuf = vec![0u8; 256 * 1024];
         'dump: loop {
             let n = sock.recv(&mut &mut rbuf[..], 0)?;
-            let mut off = 0;
-            while off + 16 <= n {
-                let len = u32::from_ne_bytes(rbuf[off..off + 4].try_into().unwrap()) as usize;
-                if len < 16 || off + len > n {
-                    break;
-                }
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[off..off + len])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            for msg in messages(&rbuf[..n])? {
                 match msg.payload {
                     NetlinkPayload::Done(_) => break 'dump,
                     NetlinkPayload::Error(e) if e.code.is_some() => {
@@ -318,7 +320,6 @@ pub fn present(addrs: &[Addr]) -> Result<Vec<bool>, IpError> {
                     }
                     _ => {}
                 }
-                off += (len + 3) & !3;
             }
         }
     }
