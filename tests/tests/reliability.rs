@@ -274,3 +274,90 @@ fn thirty_percent_loss_with_delay_and_jitter_causes_no_false_death() {
         "{s1}"
     );
 }
+
+#[test]
+fn authkeys_rotation_with_sighup_loses_no_heartbeat() {
+    let mut c = Cluster::new(Spec {
+        haresources: format!("node0 {VIP}/24/eth0\n"),
+        ..Default::default()
+    });
+    c.start_all();
+    c.wait(T, "cluster up", |c| {
+        c.sees(1, 0).as_deref() == Some("up") && c.sees(0, 1).as_deref() == Some("up")
+    });
+    let write = |c: &Cluster, i: usize, content: &str| {
+        let p = c.nodes[i].dir.join("authkeys");
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    };
+    let hup = |c: &Cluster, i: usize| {
+        c.nodes[i]
+            .daemon
+            .as_ref()
+            .unwrap()
+            .signal(nix::sys::signal::Signal::SIGHUP)
+    };
+    let old = "1 sha256 test-cluster-secret-0123456789\n";
+    let new = "2 sha1 the-new-secret-for-2026-rotation\n";
+    // Step 1: every node learns key 2, still sending with key 1.
+    for i in 0..2 {
+        write(&c, i, &format!("auth 1\n{old}{new}"));
+        hup(&c, i);
+    }
+    c.wait(T, "reloaded", |c| {
+        (0..2).all(|i| {
+            c.log(i)
+                .contains("authkeys reloaded: sending with key 1, accepting 2 key(s)")
+        })
+    });
+    // Step 2: node0 switches to key 2; node1 accepts both.
+    write(&c, 0, &format!("auth 2\n{old}{new}"));
+    hup(&c, 0);
+    c.wait(T, "node0 sends with key 2", |c| {
+        c.log(0).contains("sending with key 2")
+    });
+    // Step 3: node1 switches too and drops key 1; then node0 drops key 1.
+    write(&c, 1, &format!("auth 2\n{new}"));
+    hup(&c, 1);
+    c.wait(T, "node1 sends with key 2 only", |c| {
+        c.log(1).contains("sending with key 2, accepting 1 key(s)")
+    });
+    write(&c, 0, &format!("auth 2\n{new}"));
+    hup(&c, 0);
+    c.wait(T, "node0 accepts key 2 only", |c| {
+        c.log(0).contains("sending with key 2, accepting 1 key(s)")
+    });
+    c.hold(Duration::from_millis(600), "both stay up", |c| {
+        c.sees(1, 0).as_deref() == Some("up") && c.sees(0, 1).as_deref() == Some("up")
+    });
+    for i in 0..2 {
+        let s = c.status(i).unwrap();
+        let peer = 1 - i;
+        assert_eq!(
+            s["nodes"][peer]["deaths"], 0,
+            "no heartbeat lost to the rotation: {s}"
+        );
+        assert_eq!(
+            counter(&s, "counters", "bad_mac") + counter(&s, "counters", "unknown_key"),
+            0,
+            "{s}"
+        );
+    }
+    assert_eq!(c.holders_of(VIP), vec![0]);
+    // A node that never learned the new key: its peer's heartbeats are refused.
+    write(&c, 1, &format!("auth 1\n{old}"));
+    hup(&c, 1);
+    c.wait(T, "node1 refuses node0's key 2 and declares it dead", |c| {
+        c.sees(1, 0).as_deref() == Some("dead")
+    });
+    let s = c.status(1).unwrap();
+    assert!(counter(&s, "counters", "unknown_key") > 0, "{s}");
+    // A reload with bad permissions keeps the current keys.
+    let p = c.nodes[0].dir.join("authkeys");
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    hup(&c, 0);
+    c.wait(T, "refused reload", |c| {
+        c.log(0)
+            .contains("authkeys not reloaded, keeping the current keys")
+    });
+}
