@@ -8,6 +8,7 @@ pub const FUZZ_TARGETS: &[&str] = &[
     "config",
     "agent_output",
     "serial_deframer",
+    "icmp_reply",
 ];
 
 /// Runs every fuzz target for `secs` seconds, starting from the committed

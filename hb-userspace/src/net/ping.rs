@@ -130,16 +130,22 @@ pub fn echo_reply_seq(v6: bool, m: &[u8], ident: Option<u16>) -> Option<u16> {
     ok.then(|| u16::from_be_bytes([m[6], m[7]]))
 }
 
+/// The sequence number of an echo reply as read from an ICMP socket: raw
+/// IPv4 sockets deliver the IP header first, raw sockets see every host's
+/// replies (so `ident` must match), ping sockets only ours.
+pub fn parse_reply(v6: bool, raw: bool, ident: u16, pkt: &[u8]) -> Option<u16> {
+    let icmp: &[u8] = if raw && !v6 {
+        let ihl = ((*pkt.first()? & 0x0f) as usize) * 4;
+        pkt.get(ihl..)?
+    } else {
+        pkt
+    };
+    echo_reply_seq(v6, icmp, raw.then_some(ident))
+}
+
 impl IcmpSocket {
-    fn parse<'a>(&self, pkt: &'a [u8]) -> Option<u16> {
-        // Raw IPv4 sockets deliver the IP header too.
-        let icmp: &'a [u8] = if self.raw && !self.v6 {
-            let ihl = ((*pkt.first()? & 0x0f) as usize) * 4;
-            pkt.get(ihl..)?
-        } else {
-            pkt
-        };
-        echo_reply_seq(self.v6, icmp, self.raw.then_some(self.ident))
+    fn parse(&self, pkt: &[u8]) -> Option<u16> {
+        parse_reply(self.v6, self.raw, self.ident, pkt)
     }
 }
 
@@ -349,6 +355,17 @@ mod tests {
             Some(7)
         );
         assert_eq!(echo_reply_seq(true, &[129, 0], None), None);
+        // A raw IPv4 socket's view: 20-byte IP header, then the reply.
+        let mut raw = vec![0x45u8];
+        raw.extend_from_slice(&[0; 19]);
+        raw.extend_from_slice(&reply);
+        assert_eq!(parse_reply(false, true, 0xabcd, &raw), Some(0x1234));
+        assert_eq!(parse_reply(false, true, 0x1111, &raw), None);
+        assert_eq!(
+            parse_reply(false, true, 0xabcd, &[0x4f]),
+            None,
+            "header longer than the packet"
+        );
         // RFC 1071 example bytes.
         assert_eq!(
             checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
