@@ -98,6 +98,10 @@ struct Engine {
     ring: Option<AsyncFd<RingBuf<MapData>>>,
     ring_match: HashMap<RingKey, (u64, [u8; 4])>,
     rx: Vec<AsyncFd<RxSocket>>,
+    media_index: udp::MediaIndex,
+    /// Our addresses (re-read at most once a second), to tell our own
+    /// looped-back heartbeats from another machine using our node name.
+    local_addrs: (Mono, Vec<std::net::IpAddr>),
     serial_rx: mpsc::Receiver<SerialFrame>,
     sender: Option<Sender>,
     runner: Arc<Runner>,
@@ -318,6 +322,14 @@ impl Engine {
 
         let (op_tx, op_rx) = mpsc::channel(256);
         let gap_history = load_gap_history(&cfg.state_dir, &ts_status.source);
+        let media_index = udp::MediaIndex::new(&cfg.media);
+        let local_addrs = (
+            now,
+            crate::netif::addresses()
+                .into_iter()
+                .map(|a| a.addr)
+                .collect(),
+        );
         Ok(Engine {
             runner: Arc::new(Runner::new(cfg.clone())),
             cfg,
@@ -331,6 +343,8 @@ impl Engine {
             ring,
             ring_match: HashMap::new(),
             rx,
+            media_index,
+            local_addrs,
             serial_rx,
             sender: Some(sender),
             op_tx,
@@ -363,6 +377,26 @@ impl Engine {
             f.register_node(cfg.node_id(n)).map_err(|e| e.to_string())?;
         }
         Ok(f)
+    }
+
+    /// Whether `ip` is one of our addresses (cached; re-read when the
+    /// cache is older than 1 s and does not contain it).
+    fn is_local_addr(&mut self, ip: std::net::IpAddr) -> bool {
+        if self.local_addrs.1.contains(&ip) {
+            return true;
+        }
+        let now = Mono::now();
+        if now.since(self.local_addrs.0) >= Duration::from_secs(1) {
+            self.local_addrs = (
+                now,
+                crate::netif::addresses()
+                    .into_iter()
+                    .map(|a| a.addr)
+                    .collect(),
+            );
+            return self.local_addrs.1.contains(&ip);
+        }
+        false
     }
 
     fn count(&mut self, k: &'static str) {
@@ -550,7 +584,7 @@ impl Engine {
     }
 
     fn handle_datagram(&mut self, d: Datagram, ifname: &str) {
-        let link = udp::medium_of(&self.cfg.media, ifname, &d);
+        let link = self.media_index.medium_of(ifname, &d);
         self.accept(
             &d.data,
             link,
@@ -593,7 +627,7 @@ impl Engine {
             return;
         };
         if node == self.cfg.local {
-            if src.is_some_and(|s| !crate::netif::is_local(s)) {
+            if src.is_some_and(|s| !self.is_local_addr(s)) {
                 self.count("name_conflict");
                 let me = self.cfg.local_name().to_string();
                 self.warn_limited("name_conflict", || {

@@ -287,29 +287,62 @@ pub fn recv(s: &RxSocket, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
     }))
 }
 
-/// Which medium (index into `media`) a datagram arrived on.
-pub fn medium_of(media: &[MediumDef], ifname: &str, d: &Datagram) -> Option<usize> {
-    let mut first = None;
-    for (i, m) in media.iter().enumerate() {
-        if m.medium.ifname() != Some(ifname)
-            || family_of(&m.medium) != Some(fam_of_addr(d.src.ip()))
-        {
-            continue;
-        }
-        first.get_or_insert(i);
-        let hit = match &m.medium {
-            Medium::Mcast { group, .. } => d.dst == Some(*group),
-            Medium::Ucast { peer, .. } => d.src.ip() == *peer,
-            Medium::Bcast { .. } => {
-                matches!(d.dst, Some(IpAddr::V4(a)) if a.is_broadcast() || netif::broadcast_v4(ifname) == Some(a))
-            }
-            Medium::Serial { .. } => false,
-        };
-        if hit {
-            return Some(i);
-        }
+/// Finds the medium a datagram arrived on. Built once at startup (each
+/// broadcast medium's address is resolved then), so the receive path makes
+/// no system calls to classify a datagram.
+pub struct MediaIndex {
+    entries: Vec<(usize, String, AddressFamily, Match)>,
+}
+
+enum Match {
+    Bcast(Option<Ipv4Addr>),
+    Mcast(IpAddr),
+    Ucast(IpAddr),
+}
+
+impl MediaIndex {
+    pub fn new(media: &[MediumDef]) -> MediaIndex {
+        let entries = media
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let (ifname, fam) = (m.medium.ifname()?, family_of(&m.medium)?);
+                let how = match &m.medium {
+                    Medium::Bcast { .. } => Match::Bcast(netif::broadcast_v4(ifname)),
+                    Medium::Mcast { group, .. } => Match::Mcast(*group),
+                    Medium::Ucast { peer, .. } => Match::Ucast(*peer),
+                    Medium::Serial { .. } => return None,
+                };
+                Some((i, ifname.to_string(), fam, how))
+            })
+            .collect();
+        MediaIndex { entries }
     }
-    first
+
+    /// Which medium (index into the media list) `d` arrived on: the one
+    /// on its interface whose address it matches, else the first medium of
+    /// that interface and address family.
+    pub fn medium_of(&self, ifname: &str, d: &Datagram) -> Option<usize> {
+        let fam = fam_of_addr(d.src.ip());
+        let mut first = None;
+        for (i, name, f, how) in &self.entries {
+            if name != ifname || *f != fam {
+                continue;
+            }
+            first.get_or_insert(*i);
+            let hit = match how {
+                Match::Mcast(group) => d.dst == Some(*group),
+                Match::Ucast(peer) => d.src.ip() == *peer,
+                Match::Bcast(brd) => {
+                    matches!(d.dst, Some(IpAddr::V4(a)) if a.is_broadcast() || Some(a) == *brd)
+                }
+            };
+            if hit {
+                return Some(*i);
+            }
+        }
+        first
+    }
 }
 
 fn fam_of_addr(a: IpAddr) -> AddressFamily {
@@ -437,4 +470,50 @@ pub fn open_senders(media: &[MediumDef]) -> Result<Vec<TxTarget>, MediaError> {
 /// Sends `packet` to one target.
 pub fn send(t: &TxTarget, packet: &[u8]) -> io::Result<()> {
     t.sock.send_to(packet, t.dest).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(medium: Medium) -> MediumDef {
+        MediumDef { medium, line: 1 }
+    }
+
+    fn dgram(src: &str, dst: &str) -> Datagram {
+        Datagram {
+            data: Vec::new(),
+            src: SocketAddr::new(src.parse().unwrap(), 40000),
+            dst: Some(dst.parse().unwrap()),
+            ifindex: 0,
+            kernel_ts: None,
+            read_at: Mono::ZERO,
+        }
+    }
+
+    #[test]
+    fn datagrams_map_to_their_medium() {
+        // Interfaces that do not exist here: the broadcast address is then
+        // unknown, and only 255.255.255.255 counts as broadcast.
+        let media = vec![
+            def(Medium::Bcast { ifname: "hbx0".into(), port: 694 }),
+            def(Medium::Mcast { ifname: "hbx0".into(), group: "239.192.0.1".parse().unwrap(), port: 694, ttl: 1, loopback: false }),
+            def(Medium::Ucast { ifname: "hbx0".into(), peer: "10.0.0.2".parse().unwrap(), port: 694 }),
+            def(Medium::Ucast { ifname: "hbx1".into(), peer: "fd00::2".parse().unwrap(), port: 694 }),
+            def(Medium::Serial { device: "/dev/ttyS0".into(), baud: 19200 }),
+        ];
+        let idx = MediaIndex::new(&media);
+        let cases = [
+            ("hbx0", "10.0.0.9", "239.192.0.1", Some(1)),
+            ("hbx0", "10.0.0.2", "10.0.0.1", Some(2)),
+            ("hbx0", "10.0.0.9", "255.255.255.255", Some(0)),
+            ("hbx0", "10.0.0.9", "10.0.0.1", Some(0)),
+            ("hbx1", "fd00::2", "fd00::1", Some(3)),
+            ("hbx1", "10.0.0.2", "10.0.0.1", None),
+            ("eth9", "10.0.0.2", "10.0.0.1", None),
+        ];
+        for (ifname, src, dst, want) in cases {
+            assert_eq!(idx.medium_of(ifname, &dgram(src, dst)), want, "{ifname} {src} -> {dst}");
+        }
+    }
 }
