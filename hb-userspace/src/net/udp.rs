@@ -496,11 +496,31 @@ mod tests {
         // Interfaces that do not exist here: the broadcast address is then
         // unknown, and only 255.255.255.255 counts as broadcast.
         let media = vec![
-            def(Medium::Bcast { ifname: "hbx0".into(), port: 694 }),
-            def(Medium::Mcast { ifname: "hbx0".into(), group: "239.192.0.1".parse().unwrap(), port: 694, ttl: 1, loopback: false }),
-            def(Medium::Ucast { ifname: "hbx0".into(), peer: "10.0.0.2".parse().unwrap(), port: 694 }),
-            def(Medium::Ucast { ifname: "hbx1".into(), peer: "fd00::2".parse().unwrap(), port: 694 }),
-            def(Medium::Serial { device: "/dev/ttyS0".into(), baud: 19200 }),
+            def(Medium::Bcast {
+                ifname: "hbx0".into(),
+                port: 694,
+            }),
+            def(Medium::Mcast {
+                ifname: "hbx0".into(),
+                group: "239.192.0.1".parse().unwrap(),
+                port: 694,
+                ttl: 1,
+                loopback: false,
+            }),
+            def(Medium::Ucast {
+                ifname: "hbx0".into(),
+                peer: "10.0.0.2".parse().unwrap(),
+                port: 694,
+            }),
+            def(Medium::Ucast {
+                ifname: "hbx1".into(),
+                peer: "fd00::2".parse().unwrap(),
+                port: 694,
+            }),
+            def(Medium::Serial {
+                device: "/dev/ttyS0".into(),
+                baud: 19200,
+            }),
         ];
         let idx = MediaIndex::new(&media);
         let cases = [
@@ -513,7 +533,11 @@ mod tests {
             ("eth9", "10.0.0.2", "10.0.0.1", None),
         ];
         for (ifname, src, dst, want) in cases {
-            assert_eq!(idx.medium_of(ifname, &dgram(src, dst)), want, "{ifname} {src} -> {dst}");
+            assert_eq!(
+                idx.medium_of(ifname, &dgram(src, dst)),
+                want,
+                "{ifname} {src} -> {dst}"
+            );
         }
     }
 }
