@@ -53,7 +53,7 @@ use crate::{
     resources::{manager::OpOutcome, runner::Runner},
     sender::{Outgoing, Sender, SenderConfig},
     status::{GroupStatus, LinkStatus, NodeStatus, StatusReport, TimestampStatus, TraceEvent},
-    time::{realtime_to_mono, Mono},
+    time::{as_ms, realtime_to_mono, Mono},
     xdp::{FastPath, XdpSettings},
 };
 
@@ -159,10 +159,6 @@ pub async fn run(cfg: Config) -> Result<(), EngineError> {
     let r = e.main_loop().await;
     e.teardown();
     r
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 impl Engine {
@@ -323,13 +319,7 @@ impl Engine {
         let (op_tx, op_rx) = mpsc::channel(256);
         let gap_history = load_gap_history(&cfg.state_dir, &ts_status.source);
         let media_index = udp::MediaIndex::new(&cfg.media);
-        let local_addrs = (
-            now,
-            crate::netif::addresses()
-                .into_iter()
-                .map(|a| a.addr)
-                .collect(),
-        );
+        let local_addrs = (now, crate::netif::local_addrs());
         Ok(Engine {
             runner: Arc::new(Runner::new(cfg.clone())),
             cfg,
@@ -387,13 +377,7 @@ impl Engine {
         }
         let now = Mono::now();
         if now.since(self.local_addrs.0) >= Duration::from_secs(1) {
-            self.local_addrs = (
-                now,
-                crate::netif::addresses()
-                    .into_iter()
-                    .map(|a| a.addr)
-                    .collect(),
-            );
+            self.local_addrs = (now, crate::netif::local_addrs());
             return self.local_addrs.1.contains(&ip);
         }
         false
@@ -854,7 +838,7 @@ impl Engine {
             Request::Gaps => {
                 let gaps = self.merged_gaps();
                 Reply::Json(
-                    serde_json::json!({"ok": true, "source": self.ts_status.source, "keepalive_ms": ms(self.cfg.timing.keepalive), "warntime_ms": ms(self.cfg.timing.warntime), "deadtime_ms": ms(self.cfg.timing.deadtime), "gaps": gaps}),
+                    serde_json::json!({"ok": true, "source": self.ts_status.source, "keepalive_ms": as_ms(self.cfg.timing.keepalive), "warntime_ms": as_ms(self.cfg.timing.warntime), "deadtime_ms": as_ms(self.cfg.timing.deadtime), "gaps": gaps}),
                 )
             }
             Request::Trace => Reply::Stream(self.trace_tx.subscribe()),
@@ -903,8 +887,8 @@ impl Engine {
                                     medium: medium.describe(),
                                     up: l.up,
                                     heartbeats: l.count,
-                                    last_heard_ms_ago: l.last.map(|t| ms(now.since(t))),
-                                    last_gap_ms: l.last_gap.map(ms),
+                                    last_heard_ms_ago: l.last.map(|t| as_ms(now.since(t))),
+                                    last_gap_ms: l.last_gap.map(as_ms),
                                     kernel_heartbeats: kstate.map(|s| s.count),
                                     kernel_max_gap_ms: kstate.map(|s| s.max_gap_ns as f64 / 1e6),
                                 }
@@ -930,10 +914,10 @@ impl Engine {
                         } else {
                             p.generation()
                         },
-                        last_heard_ms_ago: p.last.map(|t| ms(now.since(t))),
-                        last_gap_ms: p.last_gap.map(ms),
-                        max_gap_ms: (p.gaps.count > 0).then(|| ms(p.gaps.max())),
-                        p99_gap_ms: (p.gaps.count > 0).then(|| ms(p.gaps.percentile(99.0))),
+                        last_heard_ms_ago: p.last.map(|t| as_ms(now.since(t))),
+                        last_gap_ms: p.last_gap.map(as_ms),
+                        max_gap_ms: (p.gaps.count > 0).then(|| as_ms(p.gaps.max())),
+                        p99_gap_ms: (p.gaps.count > 0).then(|| as_ms(p.gaps.percentile(99.0))),
                         late_gaps: p.late,
                         deaths: p.deaths,
                         heartbeats: p.gaps.count + u64::from(p.last.is_some()),
@@ -996,10 +980,10 @@ impl Engine {
                 config::AutoFailback::Off => "off",
             }
             .into(),
-            keepalive_ms: ms(cfg.timing.keepalive),
-            warntime_ms: ms(cfg.timing.warntime),
-            deadtime_ms: ms(cfg.timing.deadtime),
-            initdead_ms: ms(cfg.timing.initdead),
+            keepalive_ms: as_ms(cfg.timing.keepalive),
+            warntime_ms: as_ms(cfg.timing.warntime),
+            deadtime_ms: as_ms(cfg.timing.deadtime),
+            initdead_ms: as_ms(cfg.timing.initdead),
             timestamps: self.ts_status.clone(),
             nodes,
             groups,

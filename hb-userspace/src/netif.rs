@@ -96,9 +96,14 @@ pub fn broadcast_v4(ifname: &str) -> Option<Ipv4Addr> {
         })
 }
 
+/// Every address assigned to a local interface.
+pub fn local_addrs() -> Vec<IpAddr> {
+    addresses().into_iter().map(|a| a.addr).collect()
+}
+
 /// Whether `ip` is assigned to any local interface.
 pub fn is_local(ip: IpAddr) -> bool {
-    addresses().iter().any(|a| a.addr == ip)
+    local_addrs().contains(&ip)
 }
 
 /// The MAC address of `ifname`, if it has one.

@@ -79,9 +79,14 @@ pub fn realtime_to_mono(realtime_ns: u64) -> Mono {
     Mono(mono.saturating_sub(age))
 }
 
+/// A duration in (fractional) milliseconds, for reports and JSON.
+pub fn as_ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// Formats a duration as milliseconds with 3 decimals ("12.345 ms").
 pub fn fmt_ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+    format!("{:.3} ms", as_ms(d))
 }
 
 #[cfg(test)]

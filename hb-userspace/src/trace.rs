@@ -9,6 +9,7 @@ use crate::{
     control::{self, ControlError, Request},
     gapstats::GapStats,
     status::TraceEvent,
+    time::as_ms,
 };
 
 /// Per-node gap and delay distributions of a trace.
@@ -30,7 +31,7 @@ impl Summary {
 
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let p = |s: &GapStats, q: f64| format!("{:.3}", s.percentile(q).as_secs_f64() * 1e3);
+        let p = |s: &GapStats, q: f64| format!("{:.3}", as_ms(s.percentile(q)));
         let _ = writeln!(
             o,
             "\n{:<16} {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -47,20 +48,15 @@ impl Summary {
                     p(s, 50.0),
                     p(s, 99.0),
                     p(s, 99.9),
-                    s.max().as_secs_f64() * 1e3,
-                    s.mean().as_secs_f64() * 1e3
+                    as_ms(s.max()),
+                    as_ms(s.mean())
                 );
             }
             let _ = writeln!(o, "  gap histogram:");
             let total = g.count.max(1);
             for (upper, c) in g.histogram() {
                 let bar = "#".repeat(((c * 50) / total).max(1) as usize);
-                let _ = writeln!(
-                    o,
-                    "    <= {:>9.3} ms {:>8} {bar}",
-                    upper.as_secs_f64() * 1e3,
-                    c
-                );
+                let _ = writeln!(o, "    <= {:>9.3} ms {:>8} {bar}", as_ms(upper), c);
             }
         }
         let src: Vec<String> = self

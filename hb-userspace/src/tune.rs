@@ -20,6 +20,7 @@ use crate::{
     control::{self, ControlError, Request},
     gapstats::GapStats,
     status::TraceEvent,
+    time::as_ms,
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,10 +54,6 @@ pub fn round_up(d: Duration) -> Duration {
     Duration::from_nanos(((ns / mag).ceil() * mag) as u64)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// ha.cf syntax for a duration: `ms` below 10 s.
 pub fn hacf_time(d: Duration) -> String {
     if d >= Duration::from_secs(10) && d.subsec_millis() == 0 {
@@ -86,10 +83,10 @@ pub fn recommend(
             node: n.clone(),
             samples: g.count,
             covered_s: (g.sum_ns as f64) / 1e9,
-            p50_ms: ms(g.percentile(50.0)),
-            p99_ms: ms(g.percentile(99.0)),
-            p999_ms: ms(g.percentile(99.9)),
-            max_ms: ms(g.max()),
+            p50_ms: as_ms(g.percentile(50.0)),
+            p99_ms: as_ms(g.percentile(99.0)),
+            p999_ms: as_ms(g.percentile(99.9)),
+            max_ms: as_ms(g.max()),
         });
     }
     let warntime = round_up(worst.max(keepalive * 2));
@@ -113,7 +110,7 @@ pub fn recommend(
                 "current deadtime {} is BELOW the recommended {}: the worst observed gap ({:.1} ms) would already be {:.0}% of it - risk of false failovers",
                 hacf_time(d),
                 hacf_time(deadtime),
-                ms(worst),
+                as_ms(worst),
                 100.0 * worst.as_secs_f64() / d.as_secs_f64()
             ));
         } else if d > deadtime * 2 {
@@ -121,7 +118,7 @@ pub fn recommend(
                 "current deadtime {} is {:.1}x the recommendation: failover could start {:.0} ms sooner",
                 hacf_time(d),
                 d.as_secs_f64() / deadtime.as_secs_f64(),
-                ms(d - deadtime)
+                as_ms(d - deadtime)
             ));
         }
         if w < worst {
@@ -139,9 +136,9 @@ pub fn recommend(
         hacf_time(initdead)
     );
     Recommendation {
-        warntime_ms: ms(warntime),
-        deadtime_ms: ms(deadtime),
-        initdead_ms: ms(initdead),
+        warntime_ms: as_ms(warntime),
+        deadtime_ms: as_ms(deadtime),
+        initdead_ms: as_ms(initdead),
         evidence,
         notes,
         ha_cf,

@@ -218,17 +218,11 @@ impl FastPath {
     pub fn counters(&self) -> BTreeMap<&'static str, u64> {
         Counter::ALL
             .iter()
-            .map(|c| {
-                let v = self
-                    .counters
-                    .get(&(*c as u32), 0)
-                    .map(|per_cpu| per_cpu.iter().sum())
-                    .unwrap_or(0);
-                (c.name(), v)
-            })
+            .map(|c| (c.name(), self.counter(*c)))
             .collect()
     }
 
+    /// One counter, summed over CPUs.
     pub fn counter(&self, c: Counter) -> u64 {
         self.counters
             .get(&(c as u32), 0)

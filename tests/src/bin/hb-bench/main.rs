@@ -37,9 +37,7 @@ pub struct Section {
     pub json: serde_json::Value,
 }
 
-pub fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+pub use hb_userspace::time::as_ms as ms;
 
 /// A markdown table.
 pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {

@@ -27,7 +27,7 @@ use hb_tests::{
 };
 use hb_userspace::{gapstats::GapStats, status::TraceEvent};
 
-use crate::{plot, table, Opts, Section};
+use crate::{ms, plot, table, Opts, Section};
 
 const VIP: &str = "10.200.0.50";
 
@@ -352,11 +352,7 @@ pub fn run(o: &Opts) -> Vec<Section> {
     let mut dat = String::new();
     for g in [&gx, &gu] {
         for (upper, n) in g.histogram() {
-            dat += &format!(
-                "{} {}\n",
-                upper.as_secs_f64() * 1e3,
-                n as f64 / g.count.max(1) as f64
-            );
+            dat += &format!("{} {}\n", ms(upper), n as f64 / g.count.max(1) as f64);
         }
         dat += "\n\n";
     }
@@ -372,10 +368,10 @@ pub fn run(o: &Opts) -> Vec<Section> {
         crate::failover::keepalived_version(),
         table(&["variant", "false deaths", "false takeovers", "time with the address on both nodes", "late"], &rows),
         if xdp.deaths == 0 && xdp.takeovers == 0 { "met (0)".to_string() } else { format!("NOT met ({} deaths, {} takeovers)", xdp.deaths, xdp.takeovers) },
-        gx.max().as_secs_f64() * 1e3,
-        gx.percentile(99.9).as_secs_f64() * 1e3,
-        gu.max().as_secs_f64() * 1e3,
-        gu.percentile(99.9).as_secs_f64() * 1e3,
+        ms(gx.max()),
+        ms(gx.percentile(99.9)),
+        ms(gu.max()),
+        ms(gu.percentile(99.9)),
         img.map(|p| format!("\n![gap distributions]({p})\n")).unwrap_or_default()
     );
     let json2 = serde_json::json!(outcomes
