@@ -330,22 +330,23 @@ impl ResourceManager {
             }
         }
         let participating = view.nodes.get(local).is_some_and(|n| n.participating);
+        // Built once per reconcile (not per group): the view with joining
+        // nodes counted, which only gates starts.
+        let joined = view.with_joining();
         self.view = view;
         for g in 0..self.groups.len() {
             let mine = !self.shutting_down && self.desired(g) == Some(local);
-            let mine_after_joins = policy::desired_holder_with_joining(
-                g,
-                self.groups[g].preferred,
-                self.s.mode,
-                &self.view,
-            ) == Some(local);
             let elsewhere = policy::held_elsewhere(g, local, &self.view);
             let gr = &self.groups[g];
             if gr.in_flight {
                 continue;
             }
+            let mine_after_joins = || {
+                let v = joined.as_ref().unwrap_or(&self.view);
+                policy::desired_holder(g, gr.preferred, self.s.mode, v) == Some(local)
+            };
             match gr.phase {
-                Phase::Stopped if mine && mine_after_joins && participating && !elsewhere => {
+                Phase::Stopped if mine && participating && !elsewhere && mine_after_joins() => {
                     log::info!("acquiring resource group {g} ({} resources)", gr.size);
                     self.set_phase(g, Phase::Starting { next: 0 }, now);
                     self.run(g, 0, OpKind::Start);

@@ -18,7 +18,7 @@
 //! ([`held_elsewhere`]): the current holder releases first, then the new one
 //! acquires, so a service address is never configured twice. Nor does it
 //! start a group that a *joining* node (alive, still in Init) would get once
-//! it is up ([`desired_holder_with_joining`]): that avoids the start-up race
+//! it is up ([`ClusterView::with_joining`]): that avoids the start-up race
 //! where two nodes booting together each grab the other's group.
 
 use crate::{config::AutoFailback, groupset::GroupSet};
@@ -91,24 +91,22 @@ pub fn desired_holder(
     pick(false).or_else(|| pick(true))
 }
 
-/// The desired holder if every joining node were already participating.
-/// Used only to hold back *starts*; running groups follow [`desired_holder`].
-pub fn desired_holder_with_joining(
-    g: usize,
-    preferred: usize,
-    mode: AutoFailback,
-    view: &ClusterView,
-) -> Option<usize> {
-    if !view.nodes.iter().any(|n| n.joining) {
-        return desired_holder(g, preferred, mode, view);
-    }
-    let mut v = view.clone();
-    for n in &mut v.nodes {
-        if n.joining {
-            n.participating = true;
+impl ClusterView {
+    /// The view once every joining node participates, or None when nobody
+    /// is joining (the view is then the same). Used only to hold back
+    /// *starts*; running groups follow [`desired_holder`] on the real view.
+    pub fn with_joining(&self) -> Option<ClusterView> {
+        if !self.nodes.iter().any(|n| n.joining) {
+            return None;
         }
+        let mut v = self.clone();
+        for n in &mut v.nodes {
+            if n.joining {
+                n.participating = true;
+            }
+        }
+        Some(v)
     }
-    desired_holder(g, preferred, mode, &v)
 }
 
 /// Whether an alive node other than `local` claims group `g`.
@@ -323,12 +321,20 @@ mod tests {
             Some(0),
             "node 1 cannot hold yet"
         );
+        let joined = view.with_joining().expect("node 1 is joining");
         assert_eq!(
-            desired_holder_with_joining(1, 1, On, &view),
+            desired_holder(1, 1, On, &joined),
             Some(1),
             "but it will: do not grab it"
         );
-        assert_eq!(desired_holder_with_joining(0, 0, On, &view), Some(0));
+        assert_eq!(desired_holder(0, 0, On, &joined), Some(0));
+        assert_eq!(
+            ClusterView {
+                nodes: vec![up(), up()]
+            }
+            .with_joining(),
+            None
+        );
     }
 
     #[test]
