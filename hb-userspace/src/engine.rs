@@ -523,11 +523,11 @@ impl Engine {
     fn drain_inputs(&mut self) {
         self.drain_ring();
         for i in 0..self.rx.len() {
+            let ifname = self.rx[i].get_ref().ifname.clone();
             loop {
                 let r = udp::recv(self.rx[i].get_ref(), &mut self.buf);
                 match r {
                     Ok(Some(d)) => {
-                        let ifname = self.rx[i].get_ref().ifname.clone();
                         // The XDP record of this datagram may have been
                         // written after our last ring drain.
                         if self.source == TimestampSource::Xdp {
@@ -626,6 +626,11 @@ impl Engine {
         };
         let h = hb.header;
         let kernel_mono = kernel_ts.map(realtime_to_mono);
+        // The socket's own stamp: the kernel's if it gave one, else read time.
+        let socket_stamp = match kernel_mono {
+            Some(k) => (k, "kernel"),
+            None => (read_at, "userspace"),
+        };
         let (at, source) = match self.source {
             TimestampSource::Xdp => {
                 let key = (h.node_id, h.generation, h.seq, ifindex.unwrap_or(0));
@@ -640,25 +645,11 @@ impl Engine {
                         } else if ifindex.is_some() {
                             self.count("xdp_unmatched_datagrams");
                         }
-                        (
-                            kernel_mono.unwrap_or(read_at),
-                            if kernel_mono.is_some() {
-                                "kernel"
-                            } else {
-                                "userspace"
-                            },
-                        )
+                        socket_stamp
                     }
                 }
             }
-            TimestampSource::Kernel | TimestampSource::Auto => (
-                kernel_mono.unwrap_or(read_at),
-                if kernel_mono.is_some() {
-                    "kernel"
-                } else {
-                    "userspace"
-                },
-            ),
+            TimestampSource::Kernel | TimestampSource::Auto => socket_stamp,
             TimestampSource::Userspace => (read_at, "userspace"),
         };
         let prev_last = self.core.membership().peer(node).last;
