@@ -178,9 +178,16 @@ impl NodeCore {
         let generation = a.generation;
         let takeover = a.payload.takeover.clone();
         let digest = a.payload.digest;
+        let prev_digest = self
+            .membership
+            .peers()
+            .get(node)
+            .and_then(|p| p.payload.as_ref())
+            .map(|p| p.digest);
         let v = self.membership.handle_heartbeat(now, a);
         if let ReplayVerdict::Fresh { .. } = v {
-            if digest != self.cfg.digest {
+            // Said when a peer's configuration changes, not on every heartbeat.
+            if digest != self.cfg.digest && prev_digest != Some(digest) {
                 log::error!(
                     "node {} runs a different configuration (digest {digest:#010x}, ours {:#010x}): ha.cf node lists and haresources must be identical on every node; it will not be given resources",
                     self.cfg.nodes[node], self.cfg.digest
@@ -286,9 +293,8 @@ impl NodeCore {
                 if i == local {
                     return NodeView {
                         alive: true,
-                        participating: self.membership.is_settled()
-                            && self.resources.probed()
-                            && !self.shutting_down,
+                        // The manager also withdraws us while shutting down.
+                        participating: self.status() == Status::Up,
                         ping: (self.cfg.ping_targets > 0).then_some(self.ping_reachable),
                         ..Default::default()
                     };
