@@ -89,7 +89,12 @@ fn contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
 /// from the interface address whose subnet contains the service address
 /// (longest prefix wins).
 pub fn resolve(spec: &IpSpec) -> Result<Addr, IpError> {
-    let addrs = netif::addresses();
+    resolve_in(spec, &netif::addresses())
+}
+
+/// [`resolve`] against a snapshot of the interface addresses, so a batch of
+/// many addresses reads them once, not once per address.
+pub fn resolve_in(spec: &IpSpec, addrs: &[netif::IfAddr]) -> Result<Addr, IpError> {
     let covering = addrs
         .iter()
         .filter(|a| a.addr != spec.addr && contains(a.addr, a.prefix_len, spec.addr))

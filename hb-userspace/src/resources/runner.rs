@@ -195,8 +195,9 @@ impl Runner {
         // that cannot be resolved (earlier ones still proceed).
         let mut addrs = Vec::new();
         let mut resolve_err: Option<(usize, String)> = None;
+        let snapshot = crate::netif::addresses();
         for &i in &run {
-            match ipaddr::resolve(self.spec(g, i)) {
+            match ipaddr::resolve_in(self.spec(g, i), &snapshot) {
                 Ok(a) => addrs.push((i, a)),
                 Err(e) => {
                     resolve_err = Some((i, e.to_string()));
@@ -318,11 +319,12 @@ impl Runner {
 
     /// Re-announces the addresses of a group (after a healed split brain).
     pub async fn refresh(&self, g: usize) {
+        let snapshot = crate::netif::addresses();
         let addrs: Vec<Addr> = self.cfg.groups[g]
             .resources
             .iter()
             .filter_map(|r| match &r.kind {
-                ResourceKind::Ip(s) => ipaddr::resolve(s).ok(),
+                ResourceKind::Ip(s) => ipaddr::resolve_in(s, &snapshot).ok(),
                 _ => None,
             })
             .collect();
