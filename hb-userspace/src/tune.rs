@@ -176,22 +176,25 @@ impl Recommendation {
 pub fn gaps_from_traces(
     files: &[PathBuf],
 ) -> std::io::Result<(BTreeMap<String, GapStats>, String)> {
-    let mut gaps: BTreeMap<String, GapStats> = BTreeMap::new();
-    let mut source = String::new();
+    let mut summary = crate::trace::Summary::default();
     for f in files {
         for line in std::fs::read_to_string(f)?.lines() {
             if let Ok(e) = serde_json::from_str::<TraceEvent>(line) {
-                if let Some(g) = e.gap_ns {
-                    gaps.entry(e.node)
-                        .or_default()
-                        .record(Duration::from_nanos(g));
-                }
-                if source.is_empty() || e.source == "userspace" {
-                    source = e.source;
-                }
+                summary.add(&e);
             }
         }
     }
+    // Any read-time stamps taint the evidence: say so.
+    let source = if summary.sources.contains_key("userspace") {
+        "userspace".to_string()
+    } else {
+        summary.sources.keys().next().cloned().unwrap_or_default()
+    };
+    let gaps = summary
+        .nodes
+        .into_iter()
+        .map(|(n, (g, _))| (n, g))
+        .collect();
     Ok((gaps, source))
 }
 
