@@ -25,7 +25,7 @@ use hb_tests::{
     cluster::{hb_bin, Cluster, Spec},
     netns::Child,
 };
-use hb_userspace::{gapstats::GapStats, status::TraceEvent};
+use hb_userspace::{gapstats::GapStats, status::TraceEvent, trace::Summary};
 
 use crate::{ms, plot, table, Opts, Section};
 
@@ -339,14 +339,17 @@ pub fn run(o: &Opts) -> Vec<Section> {
             ]
         })
         .collect();
+    // Only node0 heartbeats are traced (on node1): one histogram.
     let gaps = |v: Variant| -> GapStats {
-        let mut g = GapStats::default();
+        let mut s = Summary::default();
         for e in &outcomes.iter().find(|r| r.variant == v).unwrap().trace {
-            if let Some(x) = e.gap_ns {
-                g.record(Duration::from_nanos(x));
-            }
+            s.add(e);
         }
-        g
+        s.nodes
+            .into_values()
+            .next()
+            .map(|(g, _)| g)
+            .unwrap_or_default()
     };
     let (gx, gu) = (gaps(Variant::HbXdp), gaps(Variant::HbUserspace));
     let mut dat = String::new();
