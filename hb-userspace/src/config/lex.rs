@@ -60,6 +60,17 @@ impl ConfigErrors {
         self.0.is_empty()
     }
 
+    /// The value of `r`, or None with its errors added to ours.
+    pub fn absorb<T>(&mut self, r: Result<T, ConfigErrors>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.extend(e.0);
+                None
+            }
+        }
+    }
+
     pub fn into_result<T>(self, v: T) -> Result<T, ConfigErrors> {
         if self.0.is_empty() {
             Ok(v)

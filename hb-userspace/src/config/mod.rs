@@ -268,9 +268,7 @@ impl Config {
         let hares_src = read("haresources", &mut errs);
         let auth = authkeys::load(&dir.join("authkeys"));
         let (Some(hacf_src), Some(hares_src)) = (hacf_src, hares_src) else {
-            if let Err(e) = auth {
-                errs.0.extend(e.0);
-            }
+            errs.absorb(auth);
             return Err(errs);
         };
         let local_name = match &ov.node {
@@ -279,33 +277,17 @@ impl Config {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let parsed = hacf::parse(&dir.join("ha.cf"), &hacf_src, &local_name);
-        let cfg = match parsed {
-            Ok(c) => Some(c),
-            Err(e) => {
-                errs.0.extend(e.0);
-                None
-            }
-        };
-        let auth = match auth {
-            Ok(a) => Some(a),
-            Err(e) => {
-                errs.0.extend(e.0);
-                None
-            }
-        };
+        let cfg = errs.absorb(hacf::parse(&dir.join("ha.cf"), &hacf_src, &local_name));
+        let auth = errs.absorb(auth);
         let nodes: Vec<String> = cfg
             .as_ref()
             .map(|c| c.nodes.clone())
             .unwrap_or_else(|| hacf::node_names(&hacf_src));
-        let groups = haresources::parse(&dir.join("haresources"), &hares_src, &nodes);
-        let mut groups = match groups {
-            Ok(g) => Some(g),
-            Err(e) => {
-                errs.0.extend(e.0);
-                None
-            }
-        };
+        let mut groups = errs.absorb(haresources::parse(
+            &dir.join("haresources"),
+            &hares_src,
+            &nodes,
+        ));
         if let (Some(c), Some(g)) = (cfg.as_ref(), groups.as_mut()) {
             haresources::resolve_scripts(&dir.join("haresources"), g, &c.resources, &mut errs);
         }
