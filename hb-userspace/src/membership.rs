@@ -132,6 +132,18 @@ impl Peer {
     pub fn generation(&self) -> Option<u64> {
         self.guard.generation()
     }
+
+    /// Declares the node (index `node`) dead at `at`; returns the event.
+    fn die(&mut self, node: usize, at: Mono, silence: Duration, reason: DeadReason) -> Event {
+        self.state = NodeState::Dead;
+        self.deaths += 1;
+        self.since = at;
+        Event::NodeDead {
+            node,
+            silence,
+            reason,
+        }
+    }
 }
 
 pub struct Membership {
@@ -272,13 +284,8 @@ impl Membership {
                     if gap > deadtime && p.state == NodeState::Up {
                         // Silent for longer than deadtime: dead in between,
                         // alive again now (the NodeUp below).
-                        p.state = NodeState::Dead;
-                        p.deaths += 1;
-                        self.events.push_back(Event::NodeDead {
-                            node: a.node,
-                            silence: gap,
-                            reason: DeadReason::LateHeartbeat,
-                        });
+                        let ev = p.die(a.node, a.at, gap, DeadReason::LateHeartbeat);
+                        self.events.push_back(ev);
                     }
                 }
             }
@@ -289,14 +296,8 @@ impl Membership {
 
         match (a.status, p.state) {
             (Status::Shutdown, NodeState::Up) | (Status::Shutdown, NodeState::Init) => {
-                p.state = NodeState::Dead;
-                p.deaths += 1;
-                p.since = a.at;
-                self.events.push_back(Event::NodeDead {
-                    node: a.node,
-                    silence: Duration::ZERO,
-                    reason: DeadReason::Shutdown,
-                });
+                let ev = p.die(a.node, a.at, Duration::ZERO, DeadReason::Shutdown);
+                self.events.push_back(ev);
             }
             (Status::Shutdown, NodeState::Dead) => {}
             (_, NodeState::Init) | (_, NodeState::Dead) => {
@@ -339,24 +340,12 @@ impl Membership {
             }
             match (p.state, p.last) {
                 (NodeState::Up, Some(last)) if now.since(last) > deadtime => {
-                    p.state = NodeState::Dead;
-                    p.deaths += 1;
-                    p.since = now;
-                    self.events.push_back(Event::NodeDead {
-                        node: i,
-                        silence: now.since(last),
-                        reason: DeadReason::Timeout,
-                    });
+                    let ev = p.die(i, now, now.since(last), DeadReason::Timeout);
+                    self.events.push_back(ev);
                 }
                 (NodeState::Init, _) if now.since(self.started) >= initdead => {
-                    p.state = NodeState::Dead;
-                    p.deaths += 1;
-                    p.since = now;
-                    self.events.push_back(Event::NodeDead {
-                        node: i,
-                        silence: now.since(self.started),
-                        reason: DeadReason::NeverHeard,
-                    });
+                    let ev = p.die(i, now, now.since(self.started), DeadReason::NeverHeard);
+                    self.events.push_back(ev);
                 }
                 _ => {}
             }
