@@ -191,10 +191,6 @@ impl Membership {
         m
     }
 
-    pub fn timing(&self) -> Timing {
-        self.timing
-    }
-
     pub fn peers(&self) -> &[Peer] {
         &self.peers
     }

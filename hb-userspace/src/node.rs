@@ -128,10 +128,6 @@ impl NodeCore {
         core
     }
 
-    pub fn config(&self) -> &CoreConfig {
-        &self.cfg
-    }
-
     pub fn membership(&self) -> &Membership {
         &self.membership
     }

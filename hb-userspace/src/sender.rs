@@ -44,7 +44,6 @@ pub struct SenderStats {
     pub sent: AtomicU64,
     pub errors: AtomicU64,
     pub max_late_us: AtomicU64,
-    pub seq: AtomicU64,
     pub realtime: std::sync::atomic::AtomicBool,
 }
 
@@ -145,7 +144,6 @@ impl Sender {
                         continue;
                     }
                 };
-                st.seq.store(seq, Ordering::Relaxed);
                 for t in &targets {
                     match udp::send(t, &packet) {
                         Ok(()) => {

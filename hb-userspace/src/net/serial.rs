@@ -13,7 +13,7 @@
 
 use std::{
     io::{Read, Write},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
         mpsc::{sync_channel, SyncSender, TrySendError},
@@ -107,7 +107,6 @@ pub struct SerialFrame {
 /// The sending side of one serial link.
 pub struct SerialTx {
     pub link: usize,
-    pub path: PathBuf,
     queue: SyncSender<Vec<u8>>,
     pub dropped: Arc<AtomicU64>,
 }
@@ -195,7 +194,6 @@ pub fn open(
         })?;
     Ok(SerialTx {
         link,
-        path: path.to_path_buf(),
         queue: qtx,
         dropped: Arc::new(AtomicU64::new(0)),
     })
