@@ -266,8 +266,22 @@ impl Cluster {
 
     /// `hb <args>` for node `i` (run in its namespace), not started.
     pub fn hb(&self, i: usize, args: &[&str]) -> Command {
+        self.hb_pinned(i, None, args)
+    }
+
+    /// `hb <args>` for node `i`, optionally pinned to `cpus` (a taskset
+    /// list), not started.
+    pub fn hb_pinned(&self, i: usize, cpus: Option<&str>, args: &[&str]) -> Command {
         let n = &self.nodes[i];
-        let mut c = n.ns.command(hb_bin().to_str().unwrap());
+        let mut c = match cpus {
+            Some(list) => {
+                let mut t = Command::new("taskset");
+                t.args(["-c", list, "ip", "netns", "exec", &n.ns.name])
+                    .arg(hb_bin());
+                t
+            }
+            None => n.ns.command(hb_bin().to_str().unwrap()),
+        };
         c.args(["-c", n.dir.to_str().unwrap(), "--node", &n.name]);
         c.args(args);
         c
@@ -286,17 +300,7 @@ impl Cluster {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let mut cmd = match cpus {
-            Some(list) => {
-                let n = &self.nodes[i];
-                let mut t = Command::new("taskset");
-                t.args(["-c", list, "ip", "netns", "exec", &n.ns.name])
-                    .arg(hb_bin());
-                t.args(["-c", n.dir.to_str().unwrap(), "--node", &n.name, "run"]);
-                t
-            }
-            None => self.hb(i, &["run"]),
-        };
+        let mut cmd = self.hb_pinned(i, cpus, &["run"]);
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

@@ -33,30 +33,20 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Runs a command in the workspace, echoing it; Err on failure.
+/// Runs a command (in the workspace unless it has its own directory),
+/// echoing it; Err on failure.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("+ {:?}", cmd);
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(workspace());
+    }
     let st = cmd
-        .current_dir_if_unset(&workspace())
         .status()
         .map_err(|e| format!("spawn {:?}: {e}", cmd.get_program()))?;
     if st.success() {
         Ok(())
     } else {
         Err(format!("{:?} failed: {st}", cmd.get_program()))
-    }
-}
-
-trait CurrentDirIfUnset {
-    fn current_dir_if_unset(&mut self, dir: &Path) -> &mut Self;
-}
-
-impl CurrentDirIfUnset for Command {
-    fn current_dir_if_unset(&mut self, dir: &Path) -> &mut Self {
-        if self.get_current_dir().is_none() {
-            self.current_dir(dir);
-        }
-        self
     }
 }
 

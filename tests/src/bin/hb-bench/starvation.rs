@@ -22,7 +22,7 @@ use std::{
 
 use hb_tests::{
     bench::{percentile, Keepalived},
-    cluster::{hb_bin, Cluster, Spec},
+    cluster::{Cluster, Spec},
     netns::Child,
 };
 use hb_userspace::{gapstats::GapStats, status::TraceEvent, trace::Summary};
@@ -79,21 +79,13 @@ fn spec(ts: &str) -> Spec {
 
 /// `hb trace --json` of node `i`, on CPU 0, into `file`, for `secs`.
 fn trace(c: &Cluster, i: usize, secs: u64, file: &Path) -> Child {
-    let n = &c.nodes[i];
     let out = fs::File::create(file).unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", "0", "ip", "netns", "exec", &n.ns.name])
-        .arg(hb_bin())
-        .args([
-            "-c",
-            n.dir.to_str().unwrap(),
-            "--node",
-            &n.name,
-            "trace",
-            "--json",
-            "--seconds",
-            &secs.to_string(),
-        ])
+    let child = c
+        .hb_pinned(
+            i,
+            Some("0"),
+            &["trace", "--json", "--seconds", &secs.to_string()],
+        )
         .stdout(out)
         .stderr(Stdio::null())
         .spawn()
